@@ -1,0 +1,134 @@
+"""The ledger's write commands, and the fingerprint that idempotency keys are checked against.
+
+Every change to the ledger is one of these commands, submitted with a client id and an
+idempotency key. A command is a frozen value: two submissions are "the same request"
+exactly when their fingerprints are equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pacioli.ledger.domain.model import AccountFlags, Direction, TransferSpec
+
+
+@dataclass(frozen=True, slots=True)
+class CreateAsset:
+    code: str
+    scale: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAccount:
+    asset_code: str
+    normal_side: Direction
+    flags: AccountFlags = AccountFlags()
+    limit_minor: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeAccount:
+    account_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class UnfreezeAccount:
+    account_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAccount:
+    account_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTransfers:
+    """One transfer, or a linked batch of them that commits all together or not at all."""
+
+    transfers: tuple[TransferSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PostPending:
+    pending_id: UUID
+    amount_minor: int | None = None  # None posts the full pending amount
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VoidPending:
+    pending_id: UUID
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpirePending:
+    pending_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class ReverseTransfer:
+    transfer_id: UUID
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+Command = (
+    CreateAsset
+    | OpenAccount
+    | FreezeAccount
+    | UnfreezeAccount
+    | CloseAccount
+    | CreateTransfers
+    | PostPending
+    | VoidPending
+    | ExpirePending
+    | ReverseTransfer
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A command as submitted: who sent it and under which idempotency key."""
+
+    command: Command
+    client_id: str
+    idempotency_key: str
+    request_hash: bytes
+
+    @classmethod
+    def of(cls, command: Command, *, client_id: str, idempotency_key: str) -> Submission:
+        return cls(command, client_id, idempotency_key, fingerprint(command))
+
+
+def fingerprint(command: Command) -> bytes:
+    """SHA-256 of the command's canonical JSON, its type name included."""
+    body = {"type": type(command).__name__, "fields": _canonical(command)}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).digest()
+
+
+def _canonical(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, int) and not isinstance(value, bool):
+        # Amounts can exceed what a JSON reader holds exactly; write ints as strings.
+        return f"int:{value}"
+    return value

@@ -1,0 +1,450 @@
+"""The ledger's Python API: every write command and every read.
+
+All writes take the same path (drawn in docs/architecture.md): the command is queued to
+the batcher; the writer thread opens one SERIALIZABLE transaction for the batch, looks
+up its idempotency keys, loads and locks (in id order) every account it touches, lets the
+state machine apply the commands in memory, writes the rows, balances, idempotency
+records and outbox events, and commits. Callers get their own command's result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine
+
+from pacioli.ledger.domain import commands as c
+from pacioli.ledger.domain import errors as e
+from pacioli.ledger.domain.ids import uuid7
+from pacioli.ledger.domain.model import (
+    Account,
+    AccountFlags,
+    Balances,
+    Direction,
+    Leg,
+    Posting,
+    Transfer,
+    TransferSpec,
+)
+from pacioli.ledger.domain.money import Asset
+from pacioli.ledger.domain.state_machine import Outcome, StateMachine
+from pacioli.ledger.service import metrics
+from pacioli.ledger.service.batcher import Batcher
+from pacioli.ledger.service.unit_of_work import ATTEMPTS_MAX, run_serializable
+from pacioli.ledger.storage import reads, repository
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_CLIENT_ID = "system"
+BATCH_SIZE_MAX = 256
+PAGE_LIMIT_MAX = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Written(Generic[T]):
+    """The result of a write command; `replayed` when its idempotency key was seen before."""
+
+    value: T
+    replayed: bool
+
+
+class Ledger:
+    """A double-entry ledger on one PostgreSQL database.
+
+    `batching=False` runs each command in its own transaction on the caller's thread;
+    the default gathers concurrent commands into shared transactions on a writer thread.
+    `clock` returns the current instant (tests pass a fake one to reach deadlines).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batching: bool = True,
+        batch_size_max: int = BATCH_SIZE_MAX,
+        attempts_max: int = ATTEMPTS_MAX,
+        clock: Callable[[], datetime] | None = None,
+        client_id: str = DEFAULT_CLIENT_ID,
+    ) -> None:
+        self.engine = engine
+        self.client_id = client_id
+        self._attempts_max = attempts_max
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._batcher: Batcher[c.Submission, Outcome | e.DomainError] | None = (
+            Batcher(self._execute_batch, batch_size_max=batch_size_max) if batching else None
+        )
+
+    def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
+            self._batcher = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # Writes: assets and accounts.
+
+    def create_asset(
+        self, code: str, scale: int, *, idempotency_key: str, client_id: str | None = None
+    ) -> Written[Asset]:
+        """Raises: InvalidAsset, AssetAlreadyExists, IdempotencyKeyReused."""
+        outcome = self.execute(c.CreateAsset(code, scale), idempotency_key, client_id)
+        return Written(outcome.asset or Asset(code, scale), outcome.replayed)
+
+    def open_account(
+        self,
+        *,
+        asset_code: str,
+        normal_side: Direction | str,
+        debits_must_not_exceed_credits: bool = False,
+        credits_must_not_exceed_debits: bool = False,
+        limit_minor: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str,
+        client_id: str | None = None,
+    ) -> Written[Account]:
+        """Raises: UnknownAsset, InvalidAccountOptions, InvalidAmount, InvalidMetadata,
+        IdempotencyKeyReused."""
+        command = c.OpenAccount(
+            asset_code=asset_code,
+            normal_side=Direction(normal_side),
+            flags=AccountFlags(debits_must_not_exceed_credits, credits_must_not_exceed_debits),
+            limit_minor=limit_minor,
+            metadata=metadata or {},
+        )
+        return self._account_result(self.execute(command, idempotency_key, client_id))
+
+    def freeze_account(
+        self, account_id: UUID, *, idempotency_key: str, client_id: str | None = None
+    ) -> Written[Account]:
+        """Raises: AccountNotFound, InvalidAccountState, IdempotencyKeyReused."""
+        command = c.FreezeAccount(account_id)
+        return self._account_result(self.execute(command, idempotency_key, client_id))
+
+    def unfreeze_account(
+        self, account_id: UUID, *, idempotency_key: str, client_id: str | None = None
+    ) -> Written[Account]:
+        """Raises: AccountNotFound, InvalidAccountState, IdempotencyKeyReused."""
+        command = c.UnfreezeAccount(account_id)
+        return self._account_result(self.execute(command, idempotency_key, client_id))
+
+    def close_account(
+        self, account_id: UUID, *, idempotency_key: str, client_id: str | None = None
+    ) -> Written[Account]:
+        """Raises: AccountNotFound, InvalidAccountState, AccountBalanceNotZero,
+        IdempotencyKeyReused."""
+        command = c.CloseAccount(account_id)
+        return self._account_result(self.execute(command, idempotency_key, client_id))
+
+    # Writes: transfers.
+
+    def transfer(
+        self,
+        legs: Sequence[Leg],
+        *,
+        metadata: dict[str, Any] | None = None,
+        pending: bool = False,
+        expires_at: datetime | None = None,
+        idempotency_key: str,
+        client_id: str | None = None,
+    ) -> Written[Transfer]:
+        """Post a transfer (or, with `pending`, reserve its funds until posted or voided).
+
+        Raises: TooFewLegs, TooManyLegs, InvalidAmount, DuplicateAccountInTransfer,
+        UnbalancedTransfer, AssetMismatch, InvalidExpiry, InvalidMetadata, AccountNotFound,
+        AccountFrozen, AccountClosed, InsufficientFunds, ExceedsDebits, BalanceOverflow,
+        IdempotencyKeyReused.
+        """
+        spec = TransferSpec(tuple(legs), metadata or {}, pending, expires_at)
+        written = self.transfer_batch([spec], idempotency_key=idempotency_key, client_id=client_id)
+        return Written(written.value[0], written.replayed)
+
+    def transfer_batch(
+        self,
+        specs: Sequence[TransferSpec],
+        *,
+        idempotency_key: str,
+        client_id: str | None = None,
+    ) -> Written[list[Transfer]]:
+        """Post a linked batch: every transfer commits, or none does.
+
+        Raises: BatchTooLarge and everything `transfer` raises.
+        """
+        outcome = self.execute(c.CreateTransfers(tuple(specs)), idempotency_key, client_id)
+        return Written(self._transfers_of(outcome), outcome.replayed)
+
+    def post_pending(
+        self,
+        pending_id: UUID,
+        *,
+        amount_minor: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str,
+        client_id: str | None = None,
+    ) -> Written[Transfer]:
+        """Post a pending transfer in full, or `amount_minor` of a two-leg one, releasing the rest.
+
+        Raises: TransferNotFound, TransferNotPending, PendingTransferAlreadyResolved,
+        PendingTransferExpired, PendingAmountExceeded, PartialPostNotSupported,
+        InvalidAmount, AccountFrozen, AccountClosed, IdempotencyKeyReused.
+        """
+        command = c.PostPending(pending_id, amount_minor, metadata or {})
+        return self._single_transfer(self.execute(command, idempotency_key, client_id))
+
+    def void_pending(
+        self,
+        pending_id: UUID,
+        *,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str,
+        client_id: str | None = None,
+    ) -> Written[Transfer]:
+        """Release a pending transfer's hold.
+
+        Raises: TransferNotFound, TransferNotPending, PendingTransferAlreadyResolved,
+        PendingTransferExpired, IdempotencyKeyReused.
+        """
+        command = c.VoidPending(pending_id, metadata or {})
+        return self._single_transfer(self.execute(command, idempotency_key, client_id))
+
+    def reverse_transfer(
+        self,
+        transfer_id: UUID,
+        *,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str,
+        client_id: str | None = None,
+    ) -> Written[Transfer]:
+        """Undo the posted funds of a transfer with a new transfer that names it.
+
+        Raises: TransferNotFound, TransferNotReversible, TransferAlreadyReversed,
+        AccountFrozen, AccountClosed, InsufficientFunds, ExceedsDebits, IdempotencyKeyReused.
+        """
+        command = c.ReverseTransfer(transfer_id, metadata or {})
+        return self._single_transfer(self.execute(command, idempotency_key, client_id))
+
+    def expire_pending(self, *, limit: int = 1000) -> list[Transfer]:
+        """Release every hold whose deadline has passed (at most `limit`); return the expiries.
+
+        Safe to run from several workers at once: each expiry carries the idempotency key
+        `expire:<pending id>`, so a hold is expired once and a losing run replays.
+        """
+        with self.engine.connect() as connection:
+            due = repository.expired_pending_ids(connection, self._clock(), limit)
+        futures = [
+            self._submit(c.ExpirePending(pending_id), f"expire:{pending_id}", DEFAULT_CLIENT_ID)
+            for pending_id in due
+        ]
+        expired = []
+        for future in futures:
+            outcome = future.result()
+            if isinstance(outcome, Outcome) and not outcome.replayed:
+                expired.extend(outcome.transfers)
+            elif isinstance(outcome, e.DomainError) and not isinstance(
+                outcome, e.PendingTransferAlreadyResolved
+            ):
+                log.warning("expiry refused", extra={"code": outcome.code})
+        return expired
+
+    # The one write path.
+
+    def execute(
+        self, command: c.Command, idempotency_key: str, client_id: str | None = None
+    ) -> Outcome:
+        """Run one command through the write path; return its outcome or raise its rejection."""
+        if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
+            raise e.InvalidCommand("an idempotency key is a string of 1 to 255 characters")
+        future = self._submit(command, idempotency_key, client_id or self.client_id)
+        outcome = future.result()
+        if isinstance(outcome, e.DomainError):
+            raise outcome
+        return outcome
+
+    def _submit(
+        self, command: c.Command, idempotency_key: str, client_id: str
+    ) -> Future[Outcome | e.DomainError]:
+        submission = c.Submission.of(command, client_id=client_id, idempotency_key=idempotency_key)
+        if self._batcher is not None:
+            return self._batcher.submit(submission)
+        future: Future[Outcome | e.DomainError] = Future()
+        try:
+            future.set_result(self._execute_batch([submission])[0])
+        except Exception as error:
+            future.set_exception(error)
+        return future
+
+    def _execute_batch(self, submissions: Sequence[c.Submission]) -> list[Outcome | e.DomainError]:
+        results = run_serializable(
+            self.engine, lambda conn: self._apply(conn, submissions),
+            attempts_max=self._attempts_max,
+        )
+        metrics.batch_commands.observe(len(submissions))
+        for submission, result in zip(submissions, results, strict=True):
+            outcome = result.code if isinstance(result, e.DomainError) else (
+                "replayed" if result.replayed else "ok"
+            )
+            metrics.commands_total.labels(type(submission.command).__name__, outcome).inc()
+        return results
+
+    def _apply(
+        self, connection: Connection, submissions: Sequence[c.Submission]
+    ) -> list[Outcome | e.DomainError]:
+        keys = repository.load_keys(
+            connection, [(s.client_id, s.idempotency_key) for s in submissions]
+        )
+        fresh = [s.command for s in submissions if (s.client_id, s.idempotency_key) not in keys]
+        transfers = repository.load_transfers(connection, _referenced_transfer_ids(fresh))
+        account_ids = set(_referenced_account_ids(fresh))
+        account_ids.update(p.account_id for t in transfers.values() for p in t.postings)
+        accounts = repository.lock_accounts(connection, account_ids)
+        needs_assets = any(isinstance(cmd, c.CreateAsset | c.OpenAccount) for cmd in fresh)
+        now = self._clock()
+        machine = StateMachine(
+            assets=repository.load_assets(connection) if needs_assets else {},
+            accounts=accounts,
+            transfers=transfers,
+            keys=keys,
+            now=now,
+            new_id=uuid7,
+        )
+        results = [machine.apply(s) for s in submissions]
+        repository.write_effects(connection, machine.effects, machine.accounts, now)
+        return results
+
+    # Turning outcomes into results (replays are read back from the database).
+
+    def _account_result(self, outcome: Outcome) -> Written[Account]:
+        account = outcome.account
+        if account is None:
+            account = self.get_account(UUID(outcome.result_refs[0]))
+        return Written(account, outcome.replayed)
+
+    def _transfers_of(self, outcome: Outcome) -> list[Transfer]:
+        if outcome.transfers:
+            return list(outcome.transfers)
+        with self.engine.connect() as connection:
+            return reads.get_transfers(connection, [UUID(ref) for ref in outcome.result_refs])
+
+    def _single_transfer(self, outcome: Outcome) -> Written[Transfer]:
+        return Written(self._transfers_of(outcome)[0], outcome.replayed)
+
+    # Reads.
+
+    def list_assets(self) -> list[Asset]:
+        with self.engine.connect() as connection:
+            return reads.get_assets(connection)
+
+    def get_account(self, account_id: UUID) -> Account:
+        """Raises: AccountNotFound."""
+        with self.engine.connect() as connection:
+            account = reads.get_account(connection, account_id)
+        if account is None:
+            raise e.AccountNotFound(f"no account has the id {account_id}")
+        return account
+
+    def list_accounts(
+        self,
+        *,
+        limit: int = 100,
+        starting_after: UUID | None = None,
+        asset_code: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[Account]:
+        with self.engine.connect() as connection:
+            return reads.list_accounts(
+                connection, limit=_page(limit), starting_after=starting_after,
+                asset_code=asset_code, metadata=metadata,
+            )
+
+    def list_postings(
+        self, account_id: UUID, *, limit: int = 100, starting_after: int | None = None
+    ) -> list[Posting]:
+        """The account's postings, oldest first, with the balances after each.
+
+        Raises: AccountNotFound.
+        """
+        self.get_account(account_id)
+        with self.engine.connect() as connection:
+            return reads.list_postings(
+                connection, account_id, limit=_page(limit), starting_after=starting_after
+            )
+
+    def balances_at(self, account_id: UUID, at: datetime) -> Balances:
+        """The account's balances as they stood at instant `at`.
+
+        Raises: AccountNotFound.
+        """
+        self.get_account(account_id)
+        with self.engine.connect() as connection:
+            return reads.balances_at(connection, account_id, at)
+
+    def get_transfer(self, transfer_id: UUID) -> Transfer:
+        """Raises: TransferNotFound."""
+        with self.engine.connect() as connection:
+            transfer = reads.get_transfer(connection, transfer_id)
+        if transfer is None:
+            raise e.TransferNotFound(f"no transfer has the id {transfer_id}")
+        return transfer
+
+    def list_transfers(
+        self,
+        *,
+        limit: int = 100,
+        starting_after: UUID | None = None,
+        account_id: UUID | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[Transfer]:
+        with self.engine.connect() as connection:
+            return reads.list_transfers(
+                connection, limit=_page(limit), starting_after=starting_after,
+                account_id=account_id, created_from=created_from,
+                created_before=created_before, metadata=metadata,
+            )
+
+
+def _page(limit: int) -> int:
+    if not 1 <= limit <= PAGE_LIMIT_MAX:
+        raise e.InvalidCommand(f"limit must be from 1 to {PAGE_LIMIT_MAX}")
+    return limit
+
+
+def _referenced_transfer_ids(commands: Iterable[c.Command]) -> set[UUID]:
+    ids = set()
+    for command in commands:
+        if isinstance(command, c.PostPending | c.VoidPending | c.ExpirePending):
+            ids.add(command.pending_id)
+        elif isinstance(command, c.ReverseTransfer):
+            ids.add(command.transfer_id)
+    return ids
+
+
+def _referenced_account_ids(commands: Iterable[c.Command]) -> Iterable[UUID]:
+    for command in commands:
+        if isinstance(command, c.CreateTransfers):
+            for spec in command.transfers:
+                for leg in spec.legs:
+                    if isinstance(leg.account_id, UUID):
+                        yield leg.account_id
+        elif isinstance(command, c.FreezeAccount | c.UnfreezeAccount | c.CloseAccount):
+            yield command.account_id
+
+
+def debit(account_id: UUID, amount_minor: int, asset_code: str | None = None) -> Leg:
+    return Leg(account_id, Direction.DEBIT, amount_minor, asset_code)
+
+
+def credit(account_id: UUID, amount_minor: int, asset_code: str | None = None) -> Leg:
+    return Leg(account_id, Direction.CREDIT, amount_minor, asset_code)
