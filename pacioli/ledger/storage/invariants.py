@@ -339,7 +339,9 @@ def _describe_flags(row) -> str:
         rule = "credits_must_not_exceed_debits"
         state = (f"credits {row.credits_posted} + pending {row.credits_pending},"
                  f" debits {row.debits_posted} + limit {limit}")
-    first = f"; first beyond it after posting {row.beyond_flags_seq}" if row.beyond_flags_seq else ""
+    first = ""
+    if row.beyond_flags_seq is not None:
+        first = f"; first beyond it after posting {row.beyond_flags_seq}"
     return f"{rule} broken: {state}{first}"
 
 
