@@ -1,0 +1,82 @@
+"""The FastAPI application: `create_app(engine)` wires the ledger, auth, errors and metrics.
+
+`pacioli serve` migrates the database, then runs `uvicorn.run(create_app(engine), ...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy import Engine
+
+from pacioli.api.deps import AdminKeyCache, RequestInstants, admin_client
+from pacioli.api.errors import install_error_handlers
+from pacioli.api.observability import RequestObservability
+from pacioli.api.routes import accounts, assets, health, transfers
+from pacioli.api.schemas.money import AssetScales
+from pacioli.api.schemas.problems import ProblemPublic
+from pacioli.ledger import Ledger
+
+API_VERSION = "0.1.0"
+
+# `model` registers the schema; the problem+json entry names the media type actually sent.
+_PROBLEM = {
+    "model": ProblemPublic,
+    "content": {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemPublic"}}
+    },
+}
+PROBLEM_RESPONSES = {
+    401: {**_PROBLEM, "description": "No valid admin key (code unauthorized)."},
+    404: {**_PROBLEM, "description": "Not found (account_not_found, transfer_not_found)."},
+    409: {**_PROBLEM, "description": "Conflict (idempotency_key_reused, state conflicts)."},
+    422: {**_PROBLEM, "description": "Invalid or refused (validation_error, invalid_amount, "
+          "unknown_asset, insufficient_funds, account_frozen ...)."},
+    503: {**_PROBLEM, "description": "The ledger is busy; retry after Retry-After seconds."},
+}
+
+
+def create_app(engine: Engine, *, ledger: Ledger | None = None) -> FastAPI:
+    """The HTTP API over `ledger`, or over a Ledger of its own on `engine`.
+
+    A ledger passed in belongs to the caller, who closes it; without one, the app opens
+    a Ledger at startup and closes it at shutdown (so run it with its lifespan).
+    """
+    app = FastAPI(
+        title="Pacioli",
+        version=API_VERSION,
+        description="A double-entry ledger: assets, accounts, transfers, holds and balances. "
+        "Amounts are decimal strings in major units with a currency.",
+        lifespan=_lifespan(engine, owned=ledger is None),
+    )
+    app.state.engine = engine
+    app.state.ledger = ledger
+    app.state.asset_scales = AssetScales(lambda: app.state.ledger.list_assets())
+    app.state.admin_keys = AdminKeyCache(engine)
+    app.state.request_instants = RequestInstants()
+    install_error_handlers(app)
+    app.add_middleware(RequestObservability)
+    app.include_router(health.router)
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(admin_client)], responses=PROBLEM_RESPONSES)
+    for resource in (assets, accounts, transfers):
+        v1.include_router(resource.router)
+    app.include_router(v1)
+    return app
+
+
+def _lifespan(engine: Engine, *, owned: bool):
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not owned:
+            yield
+            return
+        app.state.ledger = Ledger(engine)
+        try:
+            yield
+        finally:
+            app.state.ledger.close()
+            app.state.ledger = None
+
+    return lifespan
