@@ -5,7 +5,7 @@ them, so a correction can only be a new transfer. The default assets ship here.
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 15:59:16.184066
+Create Date: 2026-11-24 16:08:33.455064
 """
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -64,8 +64,7 @@ def upgrade() -> None:
     sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
-    sa.UniqueConstraint('event_id', name=op.f('uq_outbox_event_id'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
     )
     op.create_index('ix_outbox_unsent', 'outbox', ['id'], unique=False, postgresql_where=sa.text('sent_at IS NULL'))
     op.create_table('transfers',
@@ -82,13 +81,13 @@ def upgrade() -> None:
     sa.CheckConstraint("kind IN ('posted', 'pending', 'post_pending', 'void_pending', 'expire_pending', 'reversal')", name=op.f('ck_transfers_kind')),
     sa.ForeignKeyConstraint(['pending_id'], ['transfers.id'], name=op.f('fk_transfers_pending_id_transfers')),
     sa.ForeignKeyConstraint(['reverses_id'], ['transfers.id'], name=op.f('fk_transfers_reverses_id_transfers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_transfers')),
-    sa.UniqueConstraint('pending_id', name=op.f('uq_transfers_pending_id')),
-    sa.UniqueConstraint('reverses_id', name=op.f('uq_transfers_reverses_id'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_transfers'))
     )
     op.create_index('ix_transfers_batch_id', 'transfers', ['batch_id'], unique=False, postgresql_where=sa.text('batch_id IS NOT NULL'))
     op.create_index('ix_transfers_created_at_id', 'transfers', ['created_at', 'id'], unique=False)
     op.create_index('ix_transfers_metadata', 'transfers', ['metadata'], unique=False, postgresql_using='gin', postgresql_ops={'metadata': 'jsonb_path_ops'})
+    op.create_index('uq_transfers_pending_id', 'transfers', ['pending_id'], unique=True, postgresql_where=sa.text('pending_id IS NOT NULL'))
+    op.create_index('uq_transfers_reverses_id', 'transfers', ['reverses_id'], unique=True, postgresql_where=sa.text('reverses_id IS NOT NULL'))
     op.create_table('accounts',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('asset_code', sa.Text(), nullable=False),
@@ -111,7 +110,8 @@ def upgrade() -> None:
     sa.CheckConstraint('NOT debits_must_not_exceed_credits OR debits_posted + debits_pending <= credits_posted + coalesce(limit_minor, 0)', name=op.f('ck_accounts_debits_within_credits')),
     sa.CheckConstraint('debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 AND credits_pending >= 0', name=op.f('ck_accounts_balances_nonnegative')),
     sa.ForeignKeyConstraint(['asset_code'], ['assets.code'], name=op.f('fk_accounts_asset_code_assets')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
+    postgresql_with={'fillfactor': '80'}
     )
     op.create_index('ix_accounts_metadata', 'accounts', ['metadata'], unique=False, postgresql_using='gin', postgresql_ops={'metadata': 'jsonb_path_ops'})
     op.create_table('open_pending_transfers',
@@ -139,7 +139,6 @@ def upgrade() -> None:
     sa.CheckConstraint("direction IN ('debit', 'credit')", name=op.f('ck_postings_direction')),
     sa.CheckConstraint("layer IN ('posted', 'pending')", name=op.f('ck_postings_layer')),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_postings_account_id_accounts')),
-    sa.ForeignKeyConstraint(['asset_code'], ['assets.code'], name=op.f('fk_postings_asset_code_assets')),
     sa.ForeignKeyConstraint(['transfer_id'], ['transfers.id'], name=op.f('fk_postings_transfer_id_transfers')),
     sa.PrimaryKeyConstraint('account_id', 'account_seq', name=op.f('pk_postings'))
     )
@@ -187,6 +186,8 @@ def downgrade() -> None:
     op.drop_table('open_pending_transfers')
     op.drop_index('ix_accounts_metadata', table_name='accounts', postgresql_using='gin', postgresql_ops={'metadata': 'jsonb_path_ops'})
     op.drop_table('accounts')
+    op.drop_index('uq_transfers_reverses_id', table_name='transfers', postgresql_where=sa.text('reverses_id IS NOT NULL'))
+    op.drop_index('uq_transfers_pending_id', table_name='transfers', postgresql_where=sa.text('pending_id IS NOT NULL'))
     op.drop_index('ix_transfers_metadata', table_name='transfers', postgresql_using='gin', postgresql_ops={'metadata': 'jsonb_path_ops'})
     op.drop_index('ix_transfers_created_at_id', table_name='transfers')
     op.drop_index('ix_transfers_batch_id', table_name='transfers', postgresql_where=sa.text('batch_id IS NOT NULL'))

@@ -115,9 +115,31 @@ def fingerprint(command: Command) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass type (cached: fingerprints are on the write path)."""
+    try:
+        return _FIELD_NAMES[cls]
+    except KeyError:
+        names = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(
+            cls
+        ) else None
+        _FIELD_NAMES[cls] = names
+        return names
+
+
 def _canonical(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    kind = type(value)
+    if kind is str or kind is bool or value is None or kind is float:
+        return value
+    if kind is int:
+        # Amounts can exceed what a JSON reader holds exactly; write ints as strings.
+        return f"int:{value}"
+    names = _field_names(kind)
+    if names is not None:
+        return {name: _canonical(getattr(value, name)) for name in names}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dict):
@@ -128,7 +150,6 @@ def _canonical(value: Any) -> Any:
         return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, int) and not isinstance(value, bool):
-        # Amounts can exceed what a JSON reader holds exactly; write ints as strings.
+    if isinstance(value, int):
         return f"int:{value}"
     return value

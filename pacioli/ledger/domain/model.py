@@ -8,9 +8,9 @@ the ledger by callers (`Account`, `Transfer`, `Posting`) is frozen.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 
@@ -63,9 +63,12 @@ PENDING_STATUS_BY_RESOLUTION = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Balances:
-    """An account's four running totals, as TigerBeetle names them."""
+class Balances(NamedTuple):
+    """An account's four running totals, as TigerBeetle names them.
+
+    A NamedTuple rather than a frozen dataclass: one is made for every posting, and
+    tuples are several times cheaper to construct.
+    """
 
     debits_posted: int = 0
     credits_posted: int = 0
@@ -92,8 +95,20 @@ class Balances:
         )
 
     def with_delta(self, direction: Direction, layer: Layer, amount_minor: int) -> Balances:
-        name = f"{direction.value}s_{layer.value}"
-        return replace(self, **{name: getattr(self, name) + amount_minor})
+        # Spelled out rather than dataclasses.replace: this runs for every posting.
+        dp, cp, dq, cq = (
+            self.debits_posted, self.credits_posted, self.debits_pending, self.credits_pending
+        )
+        if layer is Layer.POSTED:
+            if direction is Direction.DEBIT:
+                dp += amount_minor
+            else:
+                cp += amount_minor
+        elif direction is Direction.DEBIT:
+            dq += amount_minor
+        else:
+            cq += amount_minor
+        return Balances(dp, cp, dq, cq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +133,10 @@ class AccountState:
     created_at: datetime
 
     def copy(self) -> AccountState:
-        return replace(self)
+        return AccountState(
+            self.id, self.asset_code, self.normal_side, self.status, self.flags,
+            self.limit_minor, self.balances, self.posting_count, self.metadata, self.created_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +177,7 @@ class Leg:
     asset_code: str | None = None  # when given, must equal the account's asset
 
 
-@dataclass(frozen=True, slots=True)
-class Posting:
+class Posting(NamedTuple):
     """A change to one balance of one account, with the account's balances after it."""
 
     account_id: UUID

@@ -252,7 +252,9 @@ class StateMachine:
             pending_status=PENDING_STATUS_BY_RESOLUTION[kind],
         )
         self._commit(stage, [resolution])
-        return Outcome(_COMMAND_TYPE_BY_RESOLUTION[kind], (str(resolution.id),), transfers=(resolution,))
+        return Outcome(
+            _COMMAND_TYPE_BY_RESOLUTION[kind], (str(resolution.id),), transfers=(resolution,)
+        )
 
     def _reverse(self, command: c.ReverseTransfer) -> Outcome:
         original = self._transfer(command.transfer_id)
@@ -266,7 +268,9 @@ class StateMachine:
                 f"transfer {original.id} was reversed by {original.reversed_by_id}"
             )
         validate_metadata(command.metadata)
-        moves = [(p.account_id, p.direction.flipped(), Layer.POSTED, p.amount_minor) for p in posted]
+        moves = [
+            (p.account_id, p.direction.flipped(), Layer.POSTED, p.amount_minor) for p in posted
+        ]
         stage = _Stage(self.accounts)
         reversal = self._stage_transfer(
             stage, TransferKind.REVERSAL, moves, metadata=command.metadata,
@@ -353,7 +357,8 @@ class StateMachine:
         if command.limit_minor is not None:
             if not (flags.debits_must_not_exceed_credits or flags.credits_must_not_exceed_debits):
                 raise e.InvalidAccountOptions("a limit needs one of the two balance flags")
-            if type(command.limit_minor) is not int or not 0 <= command.limit_minor <= AMOUNT_MAX_MINOR:
+            limit = command.limit_minor
+            if type(limit) is not int or not 0 <= limit <= AMOUNT_MAX_MINOR:
                 raise e.InvalidAmount("limit_minor must be an int from 0 to 2**128 - 1")
         validate_metadata(command.metadata)
         # Past this point the command succeeds.
@@ -501,6 +506,8 @@ def validate_metadata(metadata: Any) -> None:
     """
     if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
         raise e.InvalidMetadata("metadata must be a JSON object with string keys")
+    if not metadata:
+        return
     try:
         size = len(json.dumps(metadata, allow_nan=False).encode())
     except (TypeError, ValueError) as error:
@@ -526,23 +533,19 @@ def check_balance_rules(account: AccountState) -> None:
     Raises: InsufficientFunds, ExceedsDebits, BalanceOverflow.
     """
     b = account.balances
-    if max(b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending) > BALANCE_MAX_MINOR:
+    if max(b) > BALANCE_MAX_MINOR:
         raise e.BalanceOverflow(f"a balance of account {account.id} would overflow")
-    invariant_nonnegative(b)
+    e.invariant(min(b) >= 0, f"balances of account {account.id} went negative: {b}")
     limit = account.limit_minor or 0
-    if account.flags.debits_must_not_exceed_credits:
-        if b.debits_posted + b.debits_pending > b.credits_posted + limit:
-            raise e.InsufficientFunds(f"account {account.id} has insufficient funds")
-    if account.flags.credits_must_not_exceed_debits:
-        if b.credits_posted + b.credits_pending > b.debits_posted + limit:
-            raise e.ExceedsDebits(f"account {account.id} would have credits exceeding its debits")
-
-
-def invariant_nonnegative(b: Balances) -> None:
-    e.invariant(
-        min(b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending) >= 0,
-        f"balances went negative: {b}",
-    )
+    flags = account.flags
+    if flags.debits_must_not_exceed_credits and (
+        b.debits_posted + b.debits_pending > b.credits_posted + limit
+    ):
+        raise e.InsufficientFunds(f"account {account.id} has insufficient funds")
+    if flags.credits_must_not_exceed_debits and (
+        b.credits_posted + b.credits_pending > b.debits_posted + limit
+    ):
+        raise e.ExceedsDebits(f"account {account.id} would have credits exceeding its debits")
 
 
 def _amounts_to_post(held: tuple[Posting, ...], amount_minor: int | None) -> list[int]:

@@ -77,7 +77,9 @@ def run_serializable(
             metrics.commits_total.inc()
             metrics.commit_seconds.observe(time.perf_counter() - started)
             return result
-        except DBAPIError as error:
+        except (DBAPIError, pg_errors.Error) as error:
+            # Statements sent through SQLAlchemy raise DBAPIError; the pipelined writes,
+            # sent on the psycopg connection itself, raise psycopg's errors directly.
             reason = _retry_reason(error)
             if reason is None:
                 raise
@@ -89,10 +91,13 @@ def run_serializable(
     raise AssertionError("unreachable")
 
 
-def _retry_reason(error: DBAPIError) -> str | None:
+def _retry_reason(error: Exception) -> str | None:
+    cause = error.orig if isinstance(error, DBAPIError) else error
     for error_type, reason in _RETRYABLE.items():
-        if isinstance(error.orig, error_type):
+        if isinstance(cause, error_type):
             return reason
-    if error.connection_invalidated or isinstance(error.orig, pg_errors.OperationalError):
+    if isinstance(cause, pg_errors.OperationalError) or getattr(
+        error, "connection_invalidated", False
+    ):
         return "connection_lost"
     return None

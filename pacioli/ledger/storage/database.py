@@ -34,7 +34,9 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout on the write path, and a dead
+        # connection surfaces as OperationalError, which the ledger's retry loop handles.
+        pool_pre_ping=False,
         echo=echo,
     )
 

@@ -116,6 +116,9 @@ accounts = Table(
     ),
     Index("ix_accounts_metadata", "metadata", postgresql_using="gin",
           postgresql_ops={"metadata": "jsonb_path_ops"}),
+    # Room on each page so balance updates are HOT (no index writes): every transfer
+    # updates two or more account rows.
+    postgresql_with={"fillfactor": "80"},
 )
 
 transfers = Table(
@@ -123,8 +126,8 @@ transfers = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("kind", Text, nullable=False),
-    Column("pending_id", Uuid, ForeignKey("transfers.id"), nullable=True, unique=True),
-    Column("reverses_id", Uuid, ForeignKey("transfers.id"), nullable=True, unique=True),
+    Column("pending_id", Uuid, ForeignKey("transfers.id"), nullable=True),
+    Column("reverses_id", Uuid, ForeignKey("transfers.id"), nullable=True),
     Column("batch_id", Uuid, nullable=True),
     _timestamp("expires_at", nullable=True),
     Column("metadata", JSONB, nullable=False),
@@ -139,6 +142,12 @@ transfers = Table(
         name="pending_id_for_resolutions",
     ),
     CheckConstraint("(reverses_id IS NOT NULL) = (kind = 'reversal')", name="reverses_id"),
+    # A pending transfer is resolved once and a transfer reversed once: the database
+    # enforces both. Partial, so ordinary transfers add nothing to these indexes.
+    Index("uq_transfers_pending_id", "pending_id", unique=True,
+          postgresql_where=text("pending_id IS NOT NULL")),
+    Index("uq_transfers_reverses_id", "reverses_id", unique=True,
+          postgresql_where=text("reverses_id IS NOT NULL")),
     Index("ix_transfers_created_at_id", "created_at", "id"),
     Index("ix_transfers_batch_id", "batch_id", postgresql_where=text("batch_id IS NOT NULL")),
     Index("ix_transfers_metadata", "metadata", postgresql_using="gin",
@@ -152,7 +161,9 @@ postings = Table(
     Column("account_seq", BigInteger, primary_key=True),
     Column("transfer_id", Uuid, ForeignKey("transfers.id"), nullable=False),
     Column("leg_index", SmallInteger, nullable=False),
-    Column("asset_code", Text, ForeignKey("assets.code"), nullable=False),
+    # No foreign key: the asset is the account's (checked by `pacioli reconcile ledger`);
+    # a per-row key check here would cost every posting.
+    Column("asset_code", Text, nullable=False),
     Column("direction", Text, nullable=False),
     Column("layer", Text, nullable=False),
     _amount("amount_minor"),
@@ -195,7 +206,7 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", BigInteger, Identity(always=True), primary_key=True),
-    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("event_id", Uuid, nullable=False),  # made unique by uuid7; consumers dedupe on it
     Column("event_type", Text, nullable=False),
     Column("aggregate_type", Text, nullable=False),
     Column("aggregate_id", Text, nullable=False),
