@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
 from pacioli.api.deps import AdminKeyCache, RequestInstants, admin_client
@@ -59,10 +59,10 @@ def create_app(engine: Engine, *, ledger: Ledger | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestObservability)
     app.include_router(health.router)
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(admin_client)], responses=PROBLEM_RESPONSES)
     for resource in (assets, accounts, transfers):
-        v1.include_router(resource.router)
-    app.include_router(v1)
+        app.include_router(
+            resource.router, dependencies=[Depends(admin_client)], responses=PROBLEM_RESPONSES
+        )
     return app
 
 

@@ -81,13 +81,20 @@ _TITLES = {
     RequestValidationError: "The request is invalid",
     e.LedgerUnavailable: "The ledger is busy; try again",
 }
+# Exceptions that have no `code` of their own.
+_CODES = {e.LedgerUnavailable: "ledger_unavailable"}
+
+
+def _lookup(table: dict[type[Exception], Any], error: Exception) -> Any:
+    """The entry for the error's most specific class in `table`, or None."""
+    for cls in type(error).__mro__:
+        if cls in table:
+            return table[cls]
+    return None
 
 
 def status_for(error: Exception) -> int:
-    for cls in type(error).__mro__:
-        if cls in PROBLEM_STATUS:
-            return PROBLEM_STATUS[cls]
-    return 500
+    return _lookup(PROBLEM_STATUS, error) or 500
 
 
 def problem_response(
@@ -112,13 +119,9 @@ def problem_response(
 
 
 def _title_of(error: Exception) -> str:
-    for cls in type(error).__mro__:
-        if cls in _TITLES:
-            return _TITLES[cls]
-    if isinstance(error, ApiError):
-        return error.title
-    # A domain error's docstring is its one-line description.
-    return (type(error).__doc__ or type(error).__name__).strip().splitlines()[0]
+    title = _lookup(_TITLES, error) or getattr(error, "title", None)
+    # Otherwise a domain error: its docstring is its one-line description.
+    return title or (type(error).__doc__ or type(error).__name__).strip().splitlines()[0]
 
 
 def _known_error(_request: Request, error: Exception) -> JSONResponse:
@@ -129,7 +132,7 @@ def _known_error(_request: Request, error: Exception) -> JSONResponse:
     if isinstance(error, e.LedgerUnavailable):
         headers["Retry-After"] = str(error.retry_after_s)
         log.warning("ledger unavailable", extra={"detail": str(error)})
-    code = getattr(error, "code", "service_unavailable")
+    code = _lookup(_CODES, error) or getattr(error, "code", "internal_error")
     detail = getattr(error, "detail", None) or str(error)
     return problem_response(status, code, _title_of(error), detail, headers=headers)
 

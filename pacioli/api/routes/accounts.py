@@ -16,6 +16,7 @@ from pacioli.api.deps import (
     PageLimit,
     ScalesDep,
 )
+from pacioli.api.routes import API_PREFIX
 from pacioli.api.schemas.accounts import (
     AccountBalancesPublic,
     AccountCreate,
@@ -24,7 +25,7 @@ from pacioli.api.schemas.accounts import (
 )
 from pacioli.api.schemas.common import Page
 
-router = APIRouter(prefix="/accounts", tags=["accounts"])
+router = APIRouter(prefix=f"{API_PREFIX}/accounts", tags=["accounts"])
 
 AtInstant = Annotated[
     AwareDatetime | None,

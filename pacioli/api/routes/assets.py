@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from pacioli.api.deps import IdempotentWrite, LedgerDep
+from pacioli.api.routes import API_PREFIX
 from pacioli.api.schemas.assets import AssetCreate, AssetPublic
 from pacioli.api.schemas.common import Page
 
-router = APIRouter(prefix="/assets", tags=["assets"])
+router = APIRouter(prefix=f"{API_PREFIX}/assets", tags=["assets"])
 
 
 @router.get("", summary="List every asset")

@@ -19,6 +19,7 @@ from pacioli.api.deps import (
     ScalesDep,
     Write,
 )
+from pacioli.api.routes import API_PREFIX
 from pacioli.api.schemas.common import Page
 from pacioli.api.schemas.money import AssetScales
 from pacioli.api.schemas.transfers import (
@@ -33,7 +34,7 @@ from pacioli.api.schemas.transfers import (
 )
 from pacioli.ledger import Ledger, Transfer
 
-router = APIRouter(prefix="/transfers", tags=["transfers"])
+router = APIRouter(prefix=f"{API_PREFIX}/transfers", tags=["transfers"])
 
 CreatedFrom = Annotated[AwareDatetime | None, Query(description="Created at or after.")]
 CreatedBefore = Annotated[AwareDatetime | None, Query(description="Created strictly before.")]
