@@ -871,10 +871,6 @@ def test_a_key_records_its_result_in_the_effects():
     assert record.stored.command_type == "CreateTransfers"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: fingerprint() writes the int 5 and the string 'int:5' both as \"int:5\"",
-)
 def test_metadata_int_and_lookalike_string_are_different_requests():
     a, b = account_state(), account_state()
     harness = Harness(a, b)

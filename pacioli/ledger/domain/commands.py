@@ -132,11 +132,10 @@ def _field_names(cls: type) -> tuple[str, ...] | None:
 
 def _canonical(value: Any) -> Any:
     kind = type(value)
-    if kind is str or kind is bool or value is None or kind is float:
+    # Python's json writes ints of any size exactly, and only this process reads the text
+    # (it is hashed), so ints stay ints: an int and a look-alike string must differ.
+    if kind is str or kind is bool or value is None or kind is float or kind is int:
         return value
-    if kind is int:
-        # Amounts can exceed what a JSON reader holds exactly; write ints as strings.
-        return f"int:{value}"
     names = _field_names(kind)
     if names is not None:
         return {name: _canonical(getattr(value, name)) for name in names}
@@ -150,6 +149,4 @@ def _canonical(value: Any) -> Any:
         return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, int):
-        return f"int:{value}"
     return value

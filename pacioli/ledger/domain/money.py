@@ -17,7 +17,11 @@ AMOUNT_MAX_MINOR = 2**128 - 1
 BALANCE_MAX_MINOR = 10**39 - 1
 SCALE_MAX = 18
 
-_DECIMAL_RE = re.compile(r"^(?P<sign>-?)(?P<units>\d+)(?:\.(?P<fraction>\d+))?$")
+# ASCII digits only, and the whole string: `\d` would admit other scripts' digits and `$`
+# a trailing newline.
+_DECIMAL_RE = re.compile(r"(?P<sign>-?)(?P<units>[0-9]+)(?:\.(?P<fraction>[0-9]+))?")
+# 2**128 - 1 has 39 digits; anything longer is refused before int() parses it.
+_DIGITS_MAX = 39
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,22 +69,31 @@ def parse_major(text: str, scale: int, *, allow_zero: bool = False) -> int:
     """
     if not isinstance(text, str):
         raise InvalidAmount("amount must be a decimal string such as \"10.50\"")
-    match = _DECIMAL_RE.match(text)
+    match = _DECIMAL_RE.fullmatch(text)
     if match is None:
-        raise InvalidAmount(f"amount {text!r} is not a decimal string such as \"10.50\"")
+        raise InvalidAmount(f"amount {_shown(text)} is not a decimal string such as \"10.50\"")
     if match["sign"]:
-        raise InvalidAmount(f"amount {text} must be positive")
+        raise InvalidAmount(f"amount {_shown(text)} must be positive")
     fraction = match["fraction"] or ""
     if len(fraction) > scale:
         raise InvalidAmount(
-            f"amount {text} has {len(fraction)} decimal places; this asset allows {scale}"
+            f"amount {_shown(text)} has {len(fraction)} decimal places;"
+            f" this asset allows {scale}"
         )
-    amount_minor = int(match["units"] + fraction.ljust(scale, "0"))
+    digits = (match["units"] + fraction.ljust(scale, "0")).lstrip("0")
+    if len(digits) > _DIGITS_MAX:
+        raise InvalidAmount(f"amount {_shown(text)} is too large")
+    amount_minor = int(digits or "0")
     if amount_minor == 0 and not allow_zero:
         raise InvalidAmount("amount must be greater than zero")
     if amount_minor > AMOUNT_MAX_MINOR:
-        raise InvalidAmount(f"amount {text} is too large")
+        raise InvalidAmount(f"amount {_shown(text)} is too large")
     return amount_minor
+
+
+def _shown(text: str) -> str:
+    """The input as an error message quotes it: repr, and cut short if long."""
+    return repr(text) if len(text) <= 48 else repr(text[:45]) + "…"
 
 
 def format_minor(amount_minor: int, scale: int) -> str:
