@@ -225,17 +225,20 @@ def render_table(report: BenchReport) -> str:
         f" (set up in {report.setup_seconds:.1f} s)",
         "",
         f"{'workload':<10}{'transfers/s':>13}{'vs pgbench':>12}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'retried':>9}{'refused':>9}{'unanswered':>12}",
-        f"{'pgbench':<10}{reference.tps:>13.1f}{1.0:>11.2f}x{'':>9}{'':>9}"
+        f"{'cmds/txn':>10}{'txn ms':>8}{'db retries':>12}{'unavailable':>13}{'refused':>9}"
+        f"{'unanswered':>12}",
+        f"{'pgbench':<10}{reference.tps:>13.1f}{1.0:>11.2f}x"
         f"   (tpcb-like, latency avg {_ms(reference.latency_avg_ms)} ms, scale"
         f" {options.pgbench_scale})",
     ]
     for name, result in report.results.items():
-        tally = result.tally
+        tally, writer = result.tally, result.writer
         lines.append(
             f"{name:<10}{result.tps:>13.1f}{_ratio(result.tps, reference.tps):>11.2f}x"
             f"{result.latency_ms(0.50):>9.2f}{result.latency_ms(0.99):>9.2f}"
-            f"{tally.unavailable:>9}{sum(tally.rejected.values()):>9}{tally.unresolved:>12}"
+            f"{_figure(writer.commands_per_transaction):>10}{_figure(writer.transaction_ms):>8}"
+            f"{_figure(writer.retries, digits=0):>12}{tally.unavailable:>13}"
+            f"{sum(tally.rejected.values()):>9}{tally.unresolved:>12}"
         )
     broken = [f"  {name}: {count}" for name, count in report.breaks.items() if count]
     lines += [
@@ -278,6 +281,10 @@ def summary(report: BenchReport) -> dict:
     for name, result in report.results.items():
         figures[f"{name}_p50_ms"] = _finite(result.latency_ms(0.50))
         figures[f"{name}_p99_ms"] = _finite(result.latency_ms(0.99))
+        per_transaction = result.writer.commands_per_transaction
+        figures[f"{name}_commands_per_transaction"] = (
+            None if per_transaction is None else round(per_transaction, 1)
+        )
     figures["unanswered"] = sum(r.tally.unresolved for r in report.results.values())
     figures["refused"] = sum(sum(r.tally.rejected.values()) for r in report.results.values())
     return figures
@@ -301,6 +308,10 @@ def _finite(value: float) -> float | None:
 
 def _ms(value: float | None) -> str:
     return "?" if value is None else f"{value:.2f}"
+
+
+def _figure(value: float | None, *, digits: int = 1) -> str:
+    return "?" if value is None else f"{value:.{digits}f}"
 
 
 def _verdict(met: bool) -> str:

@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from uuid import UUID
 
+import ledger_writer_stats
+
 from pacioli.ledger import (
     DomainError,
     Ledger,
@@ -85,6 +87,7 @@ class WorkloadResult:
     name: str
     measured_seconds: float
     tally: Tally
+    writer: ledger_writer_stats.WriterStats  # warm-up included
 
     @property
     def tps(self) -> float:
@@ -145,6 +148,7 @@ def run_workload(
     key_prefix: str,
 ) -> WorkloadResult:
     """Run `workers` threads sending requests for `warmup_seconds + seconds`."""
+    writer_before = ledger_writer_stats.snapshot()
     started_at = time.perf_counter()
     window = (started_at + warmup_seconds, started_at + warmup_seconds + seconds)
     tallies = [Tally() for _ in range(workers)]
@@ -163,7 +167,8 @@ def run_workload(
     total = Tally()
     for tally in tallies:
         total.merge(tally)
-    return WorkloadResult(name, seconds, total)
+    writer = ledger_writer_stats.snapshot().since(writer_before)
+    return WorkloadResult(name, seconds, total, writer)
 
 
 def _work(
