@@ -375,7 +375,7 @@ def test_a_closed_account_with_a_balance_is_reported(fresh_engine):
 def test_a_pending_transfer_resolved_twice_is_reported(fresh_engine):
     small = build_small_ledger(fresh_engine)
     with fresh_engine.begin() as connection:
-        connection.execute(text("ALTER TABLE transfers DROP CONSTRAINT uq_transfers_pending_id"))
+        connection.execute(text("DROP INDEX uq_transfers_pending_id"))
         # A second void of the voided hold. It releases what the open 5.00 hold reserves on
         # the same accounts so no balance goes negative, and the open hold stays listed.
         append_transfer(connection, debit_id=small.alice, credit_id=small.shop,
