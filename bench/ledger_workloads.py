@@ -9,6 +9,8 @@ so the bench can check afterwards that each one is in the database exactly once.
 
 from __future__ import annotations
 
+import logging
+import math
 import random
 import threading
 import time
@@ -29,6 +31,8 @@ from pacioli.ledger import (
     credit,
     debit,
 )
+
+log = logging.getLogger(__name__)
 
 ASSET_CODE = "USD"
 # Each user account starts with far more than any run can spend, so no transfer is refused.
@@ -71,6 +75,7 @@ class Tally:
     rejected: Counter[str] = field(default_factory=Counter)  # DomainError codes
     unavailable: int = 0  # LedgerUnavailable answers, each retried with the same key
     unresolved: int = 0  # requests still unanswered after CLIENT_ATTEMPTS_MAX tries
+    errors: Counter[str] = field(default_factory=Counter)  # anything else raised, by type
     replay_mismatches: int = 0  # a replay not marked replayed, or with another id (or vice versa)
 
     def merge(self, other: Tally) -> None:
@@ -79,6 +84,7 @@ class Tally:
         self.rejected.update(other.rejected)
         self.unavailable += other.unavailable
         self.unresolved += other.unresolved
+        self.errors.update(other.errors)
         self.replay_mismatches += other.replay_mismatches
 
 
@@ -97,7 +103,8 @@ class WorkloadResult:
         ordered = sorted(self.tally.latencies_ms)
         if not ordered:
             return float("nan")
-        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+        # Nearest rank: the smallest latency at least `quantile` of the calls did not exceed.
+        return ordered[max(0, math.ceil(quantile * len(ordered)) - 1)]
 
 
 # A workload is a function from (random source, fresh key) to the request to send.
@@ -129,6 +136,8 @@ def hot_requests(accounts: BenchAccounts) -> MakeRequest:
 
 def replay_requests(acknowledged: Sequence[Acknowledged]) -> MakeRequest:
     """Already-acknowledged (key, request) pairs sent again; the fresh key goes unused."""
+    if not acknowledged:
+        raise ValueError("no transfer was acknowledged, so there is nothing to replay")
 
     def make(rng: random.Random, _key: str) -> Request:
         first = rng.choice(acknowledged)
@@ -210,6 +219,11 @@ def _send(ledger: Ledger, request: Request, tally: Tally) -> tuple[UUID, bool] |
             continue
         except DomainError as error:
             tally.rejected[error.code] += 1
+            return None
+        except Exception as error:  # noqa: BLE001 - a ledger bug; counted and shown, not hidden
+            if not tally.errors[type(error).__name__]:
+                log.exception("a transfer raised %s", type(error).__name__)
+            tally.errors[type(error).__name__] += 1
             return None
         return written.value.id, written.replayed
     tally.unresolved += 1
