@@ -99,9 +99,15 @@ class DuplicateAccountInTransfer(InvalidCommand):
 
 
 class InvalidMetadata(InvalidCommand):
-    """Metadata must be a flat JSON object of string keys, within the size limit."""
+    """Metadata must be a JSON object with string keys, at most 8 KiB serialized."""
 
     code = "invalid_metadata"
+
+
+class UnknownAsset(InvalidCommand):
+    """No asset has this code (a 422: the code arrives in a request body)."""
+
+    code = "unknown_asset"
 
 
 class InvalidAsset(InvalidCommand):
@@ -135,12 +141,6 @@ class PartialPostNotSupported(InvalidCommand):
 
 
 # Missing things.
-
-
-class UnknownAsset(NotFound):
-    """No asset has this code."""
-
-    code = "unknown_asset"
 
 
 class AccountNotFound(NotFound):
