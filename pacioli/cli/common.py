@@ -1,0 +1,79 @@
+"""What every `pacioli` command shares: the console, the database, and failing cleanly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+from alembic import command
+from rich.console import Console
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+from pacioli.config import database_url, get_settings
+from pacioli.ledger.storage.database import make_engine, sqlalchemy_url
+from pacioli.ledger.storage.migrate import alembic_config
+
+# soft_wrap: a key or URL printed for copying must never be broken across lines.
+console = Console(highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_FAILURE = 2  # a command that could not run; `reconcile` keeps 1 for "breaks found"
+
+
+def fail(message: str) -> NoReturn:
+    errors.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(EXIT_FAILURE)
+
+
+def upgrade_schema(url: str) -> None:
+    """Apply every migration, leaving the process's logging as `configure_logging` set it.
+
+    `pacioli.ledger.storage.migrate.upgrade` lets alembic's env.py load the logging setup
+    of alembic.ini, which would replace the structured logs a command has configured.
+    """
+    config = alembic_config(url)
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+
+
+def displayed_url(url: str) -> str:
+    """The URL with any password masked, for printing."""
+    return make_url(sqlalchemy_url(url)).render_as_string(hide_password=True).replace(
+        "postgresql+psycopg://", "postgresql://", 1
+    )
+
+
+def is_embedded() -> bool:
+    return not get_settings().database_url
+
+
+@contextmanager
+def open_engine(*, migrate: bool = False) -> Iterator[Engine]:
+    """An engine on the configured database (started if embedded), optionally migrated.
+
+    A database that cannot be reached, or whose schema is missing, ends the command with
+    a message instead of a traceback.
+    """
+    try:
+        url = database_url()
+        if migrate:
+            upgrade_schema(url)
+        engine = make_engine(url, pool_size=4)
+    except OperationalError as error:
+        fail(f"cannot reach the database: {_first_line(error)}")
+    try:
+        yield engine
+    except OperationalError as error:
+        fail(f"the database failed: {_first_line(error)}")
+    except ProgrammingError as error:
+        fail(f"{_first_line(error)} (is the schema migrated? run `pacioli db upgrade`)")
+    finally:
+        engine.dispose()
+
+
+def _first_line(error: DBAPIError) -> str:
+    return str(error.orig or error).strip().splitlines()[0]

@@ -1,0 +1,95 @@
+"""The `pacioli` command: serve the API, migrate, make admin keys, run jobs, check, demo."""
+
+from __future__ import annotations
+
+import enum
+
+import typer
+import uvicorn
+from rich.table import Table
+
+from pacioli.api.observability import configure_logging
+from pacioli.cli import admin, db, ledger, reconcile
+from pacioli.cli.common import console, displayed_url, open_engine
+from pacioli.cli.demo import DemoResult, run_demo
+from pacioli.config import get_settings
+from pacioli.ledger import Ledger, format_minor
+from pacioli.ledger.service.reconcile import check_ledger
+
+app = typer.Typer(
+    name="pacioli",
+    no_args_is_help=True,
+    help="Pacioli: a double-entry financial transaction engine on PostgreSQL.",
+)
+app.add_typer(db.app, name="db")
+app.add_typer(admin.app, name="admin")
+app.add_typer(ledger.app, name="ledger")
+app.add_typer(reconcile.app, name="reconcile")
+
+
+class LogFormat(enum.StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
+@app.callback()
+def configure(
+    log_format: LogFormat | None = typer.Option(
+        None, "--log-format",
+        help="Logs on stderr: json (default) or text. (env PACIOLI_LOG_FORMAT)",
+    ),
+    log_level: str | None = typer.Option(
+        None, "--log-level", help="DEBUG, INFO, WARNING or ERROR. (env PACIOLI_LOG_LEVEL)"
+    ),
+) -> None:
+    settings = get_settings()
+    try:
+        configure_logging(log_level or settings.log_level, log_format or settings.log_format)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Interface to bind. (env PACIOLI_HOST)"),
+    port: int | None = typer.Option(None, min=1, max=65535, help="(env PACIOLI_PORT)"),
+) -> None:
+    """Migrate the database, then serve the HTTP API (the embedded PostgreSQL if no URL)."""
+    from pacioli.api.app import create_app
+
+    settings = get_settings()
+    host, port = host or settings.host, port or settings.port
+    with open_engine(migrate=True) as engine:
+        console.print(f"Database: {displayed_url(str(engine.url))}")
+        console.print(f"Pacioli listening on http://{host}:{port} (API docs at /docs)")
+        # Our logging stays the only setup; RequestObservability logs each request once.
+        uvicorn.run(create_app(engine), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def demo() -> None:
+    """Fill the database with a small, realistic data set (safe to run again), then check it."""
+    with open_engine(migrate=True) as engine:
+        with Ledger(engine) as book:
+            result = run_demo(book)
+        print_demo(result)
+        report = check_ledger(engine)
+    reconcile.print_report(report)
+    if not report.clean:
+        raise typer.Exit(reconcile.EXIT_BREAKS)
+
+
+def print_demo(result: DemoResult) -> None:
+    table = Table(title="Demo accounts", title_justify="left")
+    for column in ("Name", "Title", "Asset"):
+        table.add_column(column)
+    for column in ("Balance", "Available"):
+        table.add_column(column, justify="right")
+    for entry in result.accounts:
+        account = entry.account
+        table.add_row(entry.name, entry.title, account.asset_code,
+                      format_minor(account.balance_minor, entry.scale),
+                      format_minor(account.available_minor, entry.scale))
+    console.print(table)
+    console.print(f"Demo writes: {result.writes_new} new, {result.writes_replayed} replayed"
+                  " (idempotency keys demo:…).")

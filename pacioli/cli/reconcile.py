@@ -1,0 +1,57 @@
+"""`pacioli reconcile …`: check the stored ledger against its own invariants."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from pacioli.cli.common import console, open_engine
+from pacioli.ledger.service.reconcile import BREAKS_SUBJECTS_MAX, LedgerReport, check_ledger
+
+app = typer.Typer(no_args_is_help=True, help="Verify the ledger's invariants.")
+
+EXIT_BREAKS = 1
+
+
+@app.command("ledger")
+def reconcile_ledger(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
+) -> None:
+    """Check every transfer, posting, account and hold; exit 1 on any break."""
+    with open_engine() as engine:
+        report = check_ledger(engine)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+    else:
+        print_report(report)
+    if not report.clean:
+        raise typer.Exit(EXIT_BREAKS)
+
+
+def print_report(report: LedgerReport) -> None:
+    """A summary table of the checks, then the breaks, if any."""
+    summary = Table(title="Ledger reconciliation", title_justify="left")
+    summary.add_column("Check")
+    summary.add_column("Rows checked", justify="right")
+    summary.add_column("Breaks", justify="right")
+    for check in report.checks:
+        style = "red" if check.break_count else "green"
+        summary.add_row(check.name, f"{check.rows_checked:,}",
+                        f"[{style}]{check.break_count:,}[/{style}]")
+    console.print(summary)
+    if report.clean:
+        console.print(f"[green]Clean:[/green] {len(report.checks)} checks passed"
+                      f" in {report.duration_ms} ms.")
+        return
+    breaks = Table(title="Breaks", title_justify="left")
+    breaks.add_column("Check", style="red")
+    breaks.add_column("Subject id", overflow="fold")
+    breaks.add_column("Detail", overflow="fold")
+    for found in report.breaks:
+        breaks.add_row(found.check, found.subject_id, found.detail)
+    console.print(breaks)
+    capped = (f" (listing capped at {BREAKS_SUBJECTS_MAX:,} subjects per query)"
+              if report.truncated else "")
+    console.print(f"[red]{len(report.breaks):,} breaks found{capped}.[/red]")
