@@ -17,6 +17,7 @@ from pacioli.api.observability import RequestObservability
 from pacioli.api.routes import accounts, assets, health, transfers
 from pacioli.api.schemas.money import AssetScales
 from pacioli.api.schemas.problems import ProblemPublic
+from pacioli.config import get_settings
 from pacioli.ledger import Ledger
 
 API_VERSION = "0.1.0"
@@ -72,7 +73,9 @@ def _lifespan(engine: Engine, *, owned: bool):
         if not owned:
             yield
             return
-        app.state.ledger = Ledger(engine)
+        app.state.ledger = Ledger(
+            engine, batch_size_max=get_settings().ledger_batch_size_max
+        )
         try:
             yield
         finally:

@@ -66,16 +66,17 @@ def create_transfer_batch(
 
 def _create(
     ledger: Ledger,
-    creates: list[TransferCreate],
+    requested: list[TransferCreate],
     body: TransferCreate | TransferBatchCreate,
     scales: AssetScales,
     write: Write,
     instants: RequestInstants,
 ) -> list[Transfer]:
-    relative = has_relative_deadline(creates)
+    """Post the requested transfers as one linked command (a single one is a batch of one)."""
+    relative = has_relative_deadline(requested)
     digest = request_digest(body) if relative else b""
     accepted_at = instants.accepted_at(write.client_id, write.key, digest)
-    specs = [create.to_spec(scales, accepted_at=accepted_at) for create in creates]
+    specs = [transfer.to_spec(scales, accepted_at=accepted_at) for transfer in requested]
     written = ledger.transfer_batch(specs, idempotency_key=write.key, client_id=write.client_id)
     if relative:
         instants.remember(write.client_id, write.key, digest, accepted_at)
