@@ -422,11 +422,6 @@ def vars_of(balances: Balances) -> list[int]:
 # Metadata that PostgreSQL or the fingerprint cannot take.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: validate_metadata lets a NUL character through; PostgreSQL's JSONB refuses"
-    " it and the caller gets psycopg's UntranslatableCharacter instead of InvalidMetadata",
-)
 @pytest.mark.parametrize("metadata", [{"note": "a\x00b"}, {"a\x00": "b"}])
 def test_metadata_with_a_nul_character_is_invalid_metadata(ledger, new_key, metadata):
     w = funded_wallet(ledger, new_key, 1000)
@@ -437,11 +432,6 @@ def test_metadata_with_a_nul_character_is_invalid_metadata(ledger, new_key, meta
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: fingerprint() json-dumps the command before validation, so metadata that"
-    " is not JSON raises TypeError instead of InvalidMetadata",
-)
 def test_metadata_that_is_not_json_is_invalid_metadata(ledger, new_key):
     w = funded_wallet(ledger, new_key, 1000)
     with pytest.raises(e.InvalidMetadata):

@@ -111,7 +111,11 @@ class Submission:
 def fingerprint(command: Command) -> bytes:
     """SHA-256 of the command's canonical JSON, its type name included."""
     body = {"type": type(command).__name__, "fields": _canonical(command)}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # default=repr: a value that is not JSON must still hash (the state machine then
+    # refuses it as invalid_metadata, rather than the fingerprint crashing first).
+    text = json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+    )
     return hashlib.sha256(text.encode()).digest()
 
 

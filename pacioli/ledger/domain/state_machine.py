@@ -509,11 +509,25 @@ def validate_metadata(metadata: Any) -> None:
     if not metadata:
         return
     try:
-        size = len(json.dumps(metadata, allow_nan=False).encode())
+        text = json.dumps(metadata, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise e.InvalidMetadata(f"metadata is not plain JSON: {error}") from None
+    if _contains_nul(metadata):
+        # PostgreSQL's jsonb cannot store the NUL character.
+        raise e.InvalidMetadata("metadata must not contain the NUL character (\\u0000)")
+    size = len(text.encode())
     if size > METADATA_BYTES_MAX:
         raise e.InvalidMetadata(f"metadata is {size} bytes; the limit is {METADATA_BYTES_MAX}")
+
+
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
 
 
 def check_status_allows_transfer(account: AccountState, *, allow_frozen: bool) -> None:

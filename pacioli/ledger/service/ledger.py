@@ -299,28 +299,26 @@ class Ledger:
 
     def _apply(
         self, connection: Connection, submissions: Sequence[c.Submission]
-    ) -> list[Outcome | e.DomainError]:
-        keys = repository.load_keys(
-            connection, [(s.client_id, s.idempotency_key) for s in submissions]
+    ) -> tuple[list[Outcome | e.DomainError], list[repository.Statement]]:
+        commands = [s.command for s in submissions]
+        state = repository.load_batch_state(
+            connection,
+            key_pairs=[(s.client_id, s.idempotency_key) for s in submissions],
+            transfer_ids=_referenced_transfer_ids(commands),
+            account_ids=_referenced_account_ids(commands),
         )
-        fresh = [s.command for s in submissions if (s.client_id, s.idempotency_key) not in keys]
-        transfers = repository.load_transfers(connection, _referenced_transfer_ids(fresh))
-        account_ids = set(_referenced_account_ids(fresh))
-        account_ids.update(p.account_id for t in transfers.values() for p in t.postings)
-        accounts = repository.lock_accounts(connection, account_ids)
-        needs_assets = any(isinstance(cmd, c.CreateAsset | c.OpenAccount) for cmd in fresh)
+        needs_assets = any(isinstance(cmd, c.CreateAsset | c.OpenAccount) for cmd in commands)
         now = self._clock()
         machine = StateMachine(
             assets=repository.load_assets(connection) if needs_assets else {},
-            accounts=accounts,
-            transfers=transfers,
-            keys=keys,
+            accounts=state.accounts,
+            transfers=state.transfers,
+            keys=state.keys,
             now=now,
             new_id=uuid7,
         )
         results = [machine.apply(s) for s in submissions]
-        repository.write_effects(connection, machine.effects, machine.accounts, now)
-        return results
+        return results, repository.effect_statements(machine.effects, machine.accounts, now)
 
     # Turning outcomes into results (replays are read back from the database).
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from psycopg import errors as pg_errors
@@ -51,7 +51,18 @@ class UnitOfWork:
         self.connection.begin()
         return self
 
-    def commit(self) -> None:
+    def commit(self, statements: Sequence[tuple[str, list]] = ()) -> None:
+        """Send `statements` and COMMIT together, in one pipeline (one round trip)."""
+        if not statements:
+            self.connection.commit()
+            return
+        driver_connection = self.connection.connection.driver_connection
+        with driver_connection.pipeline(), driver_connection.cursor() as cursor:
+            for sql, params in statements:
+                cursor.execute(sql, params)
+            # Committing the driver connection inside the pipeline queues COMMIT behind
+            # the writes; SQLAlchemy's commit below then finds nothing left to do.
+            driver_connection.commit()
         self.connection.commit()
 
     def __exit__(self, *exc_info) -> None:
@@ -62,9 +73,15 @@ class UnitOfWork:
 
 
 def run_serializable(
-    engine: Engine, work: Callable[[Connection], T], *, attempts_max: int = ATTEMPTS_MAX
+    engine: Engine,
+    work: Callable[[Connection], tuple[T, Sequence[tuple[str, list]]]],
+    *,
+    attempts_max: int = ATTEMPTS_MAX,
 ) -> T:
     """Run `work` in a SERIALIZABLE transaction and commit, retrying transient failures.
+
+    `work` reads what it needs and returns its result and the write statements; the
+    writes are sent with the COMMIT (see `UnitOfWork.commit`).
 
     Raises: LedgerUnavailable when the attempts run out; anything else `work` raises.
     """
@@ -72,8 +89,8 @@ def run_serializable(
     for attempt in range(1, attempts_max + 1):
         try:
             with UnitOfWork(engine) as uow:
-                result = work(uow.connection)
-                uow.commit()
+                result, statements = work(uow.connection)
+                uow.commit(statements)
             metrics.commits_total.inc()
             metrics.commit_seconds.observe(time.perf_counter() - started)
             return result

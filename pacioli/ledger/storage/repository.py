@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, select
-from sqlalchemy.orm import aliased
 
 from pacioli.ledger.domain.model import (
     PENDING_STATUS_BY_RESOLUTION,
@@ -30,7 +30,9 @@ from pacioli.ledger.domain.model import (
 )
 from pacioli.ledger.domain.money import Asset
 from pacioli.ledger.domain.state_machine import Effects, StoredKey
-from pacioli.ledger.storage.tables import assets, open_pending_transfers, postings, transfers
+from pacioli.ledger.storage.tables import assets, open_pending_transfers
+
+Statement = tuple[str, list]
 
 _BALANCE_COLUMNS = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
 
@@ -46,41 +48,84 @@ _LOAD_KEYS_SQL = (
     " JOIN unnest(%b::text[], %b::text[]) AS wanted(client_id, key)"
     " ON k.client_id = wanted.client_id AND k.key = wanted.key"
 )
-
-
-def load_keys(
-    connection: Connection, pairs: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], StoredKey]:
-    pairs = list(dict.fromkeys(pairs))
-    if not pairs:
-        return {}
-    client_ids, keys = _columns(pairs)
-    with connection.connection.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
-        rows = cursor.execute(_LOAD_KEYS_SQL, [client_ids, keys]).fetchall()
-    return {
-        (row.client_id, row.key): StoredKey(
-            bytes(row.request_hash), row.command_type, tuple(row.result_refs)
-        )
-        for row in rows
-    }
-
-
+_TRANSFERS_SQL = (
+    "SELECT t.id, t.kind, t.pending_id, t.reverses_id, t.batch_id, t.expires_at, t.metadata,"
+    " t.created_at, resolution.id AS resolved_by_id, resolution.kind AS resolved_kind,"
+    " reversal.id AS reversed_by_id"
+    " FROM transfers AS t"
+    " LEFT JOIN transfers AS resolution ON resolution.pending_id = t.id"
+    " LEFT JOIN transfers AS reversal ON reversal.reverses_id = t.id"
+    " WHERE t.id = ANY(%b::uuid[])"
+)
+_POSTINGS_OF_TRANSFERS_SQL = (
+    "SELECT account_id, account_seq, transfer_id, asset_code, direction, layer, amount_minor,"
+    " debits_posted_after, credits_posted_after, debits_pending_after, credits_pending_after,"
+    " created_at FROM postings WHERE transfer_id = ANY(%b::uuid[])"
+    " ORDER BY transfer_id, leg_index"
+)
+# The accounts named by the batch, and those of the transfers it posts, voids or
+# reverses, locked in id order so that lockers never deadlock. (The ids are gathered
+# into one array first: `id = ANY(…) OR id IN (…)` would scan every account.)
 _LOCK_ACCOUNTS_SQL = (
     "SELECT id, asset_code, normal_side, status, debits_must_not_exceed_credits,"
     " credits_must_not_exceed_debits, limit_minor, debits_posted, credits_posted,"
     " debits_pending, credits_pending, posting_count, metadata, created_at"
-    " FROM accounts WHERE id = ANY(%b::uuid[]) ORDER BY id FOR UPDATE"
+    " FROM accounts WHERE id = ANY(ARRAY("
+    "SELECT unnest(%b::uuid[])"
+    " UNION SELECT account_id FROM postings WHERE transfer_id = ANY(%b::uuid[])))"
+    " ORDER BY id FOR UPDATE"
 )
 
 
-def lock_accounts(connection: Connection, ids: Iterable[UUID]) -> dict[UUID, AccountState]:
-    """Load and lock the accounts with these ids, in id order (so lockers never deadlock)."""
-    ids = sorted(set(ids))
-    if not ids:
-        return {}
-    with connection.connection.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
-        rows = cursor.execute(_LOCK_ACCOUNTS_SQL, [ids]).fetchall()
-    return {row.id: account_state_from_row(row) for row in rows}
+@dataclass(frozen=True, slots=True)
+class BatchState:
+    """What one batch needs before the state machine runs, read under lock."""
+
+    keys: dict[tuple[str, str], StoredKey]
+    transfers: dict[UUID, Transfer]
+    accounts: dict[UUID, AccountState]
+
+
+def load_batch_state(
+    connection: Connection,
+    *,
+    key_pairs: Iterable[tuple[str, str]],
+    transfer_ids: Iterable[UUID],
+    account_ids: Iterable[UUID],
+) -> BatchState:
+    """Read the batch's idempotency keys and referenced transfers, and lock its accounts.
+
+    All in one round trip: the queries go in one pipeline. Accounts of commands that turn
+    out to be replays get locked too; that costs less than a second round trip.
+    """
+    client_ids, keys = _columns(list(dict.fromkeys(key_pairs))) or ([], [])
+    transfer_ids = sorted(set(transfer_ids))
+    account_ids = sorted(set(account_ids))
+    driver_connection = connection.connection.driver_connection
+    with driver_connection.pipeline():
+        key_rows = _query(driver_connection, _LOAD_KEYS_SQL, [client_ids, keys])
+        transfer_rows = posting_rows = None
+        if transfer_ids:
+            transfer_rows = _query(driver_connection, _TRANSFERS_SQL, [transfer_ids])
+            posting_rows = _query(driver_connection, _POSTINGS_OF_TRANSFERS_SQL, [transfer_ids])
+        account_rows = _query(driver_connection, _LOCK_ACCOUNTS_SQL, [account_ids, transfer_ids])
+    return BatchState(
+        keys={
+            (row.client_id, row.key): StoredKey(
+                bytes(row.request_hash), row.command_type, tuple(row.result_refs)
+            )
+            for row in key_rows.fetchall()
+        },
+        transfers=_transfers_from_rows(transfer_rows, posting_rows) if transfer_ids else {},
+        accounts={row.id: account_state_from_row(row) for row in account_rows.fetchall()},
+    )
+
+
+def _query(driver_connection, sql: str, params: list):
+    """Queue a query on its own cursor; its rows can be fetched once the pipeline syncs."""
+    cursor = driver_connection.cursor(row_factory=namedtuple_row)
+    cursor.execute(sql, params)
+    return cursor
 
 
 def account_state_from_row(row) -> AccountState:
@@ -104,38 +149,24 @@ def account_state_from_row(row) -> AccountState:
 
 def load_transfers(connection: Connection, ids: Iterable[UUID]) -> dict[UUID, Transfer]:
     """Transfers with their postings, and what resolved or reversed them, by id."""
-    ids = list(set(ids))
+    ids = sorted(set(ids))
     if not ids:
         return {}
-    resolution = aliased(transfers, name="resolution")
-    reversal = aliased(transfers, name="reversal")
-    rows = connection.execute(
-        select(
-            transfers,
-            resolution.c.id.label("resolved_by_id"),
-            resolution.c.kind.label("resolved_kind"),
-            reversal.c.id.label("reversed_by_id"),
-        )
-        .outerjoin(resolution, resolution.c.pending_id == transfers.c.id)
-        .outerjoin(reversal, reversal.c.reverses_id == transfers.c.id)
-        .where(transfers.c.id.in_(ids))
-    ).all()
-    postings_by_transfer = _load_postings(connection, ids)
-    return {
-        row.id: _transfer_from_row(row, postings_by_transfer.get(row.id, ())) for row in rows
-    }
+    driver_connection = connection.connection.driver_connection
+    with driver_connection.pipeline():
+        transfer_rows = _query(driver_connection, _TRANSFERS_SQL, [ids])
+        posting_rows = _query(driver_connection, _POSTINGS_OF_TRANSFERS_SQL, [ids])
+    return _transfers_from_rows(transfer_rows, posting_rows)
 
 
-def _load_postings(connection: Connection, transfer_ids: list[UUID]) -> dict[UUID, list[Posting]]:
-    rows = connection.execute(
-        select(postings)
-        .where(postings.c.transfer_id.in_(transfer_ids))
-        .order_by(postings.c.transfer_id, postings.c.leg_index)
-    )
+def _transfers_from_rows(transfer_cursor, posting_cursor) -> dict[UUID, Transfer]:
     grouped: dict[UUID, list[Posting]] = {}
-    for row in rows:
+    for row in posting_cursor.fetchall():
         grouped.setdefault(row.transfer_id, []).append(posting_from_row(row))
-    return grouped
+    return {
+        row.id: _transfer_from_row(row, grouped.get(row.id, ()))
+        for row in transfer_cursor.fetchall()
+    }
 
 
 def posting_from_row(row) -> Posting:
@@ -146,12 +177,12 @@ def posting_from_row(row) -> Posting:
         asset_code=row.asset_code,
         direction=Direction(row.direction),
         layer=Layer(row.layer),
-        amount_minor=row.amount_minor,
+        amount_minor=int(row.amount_minor),
         balances_after=Balances(
-            row.debits_posted_after,
-            row.credits_posted_after,
-            row.debits_pending_after,
-            row.credits_pending_after,
+            int(row.debits_posted_after),
+            int(row.credits_posted_after),
+            int(row.debits_pending_after),
+            int(row.credits_pending_after),
         ),
         created_at=row.created_at,
     )
@@ -182,15 +213,15 @@ def _transfer_from_row(row, transfer_postings) -> Transfer:
     )
 
 
-def write_effects(
-    connection: Connection, effects: Effects, states: dict[UUID, AccountState], now: datetime
-) -> None:
-    """Persist one batch's effects in one round trip.
+def effect_statements(
+    effects: Effects, states: dict[UUID, AccountState], now: datetime
+) -> list[Statement]:
+    """The statements that persist one batch's effects, for the unit of work to send.
 
     Each table gets at most one statement whose rows arrive as arrays (`unnest`), so the
     statement text never changes (psycopg prepares it once) and a batch of hundreds of
-    commands costs the same handful of statements as a batch of one. The statements are
-    sent in a single pipeline.
+    commands costs the same handful of statements as a batch of one. The unit of work
+    sends them in one pipeline together with COMMIT.
     """
     opened = set(effects.opened_account_ids)
     changed = [states[i] for i in sorted(effects.changed_account_ids - opened)]
@@ -207,10 +238,7 @@ def write_effects(
         statements.append(_insert_keys(effects))
     if effects.events:
         statements.append(_insert_events(effects))
-    driver_connection = connection.connection.driver_connection
-    with driver_connection.pipeline(), driver_connection.cursor() as cursor:
-        for sql, params in statements:
-            cursor.execute(sql, params)
+    return statements
 
 
 def _json(value) -> str:
