@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
+from urllib.parse import unquote
 
 import typer
 from alembic import command
 from rich.console import Console
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from pacioli.config import database_url, get_settings
-from pacioli.ledger.storage.database import make_engine, sqlalchemy_url
+from pacioli.ledger.storage.database import make_engine
 from pacioli.ledger.storage.migrate import alembic_config
 
 # soft_wrap: a key or URL printed for copying must never be broken across lines.
@@ -40,11 +40,10 @@ def upgrade_schema(url: str) -> None:
     command.upgrade(config, "head")
 
 
-def displayed_url(url: str) -> str:
-    """The URL with any password masked, for printing."""
-    return make_url(sqlalchemy_url(url)).render_as_string(hide_password=True).replace(
-        "postgresql+psycopg://", "postgresql://", 1
-    )
+def displayed_url(engine: Engine) -> str:
+    """The engine's database URL for printing: password masked, driver name left out."""
+    url = engine.url.render_as_string(hide_password=True)
+    return unquote(url.replace("postgresql+psycopg://", "postgresql://", 1))
 
 
 def is_embedded() -> bool:

@@ -14,7 +14,7 @@ app = typer.Typer(no_args_is_help=True, help="Migrate the database or show its U
 def upgrade() -> None:
     """Bring the schema up to date (alembic migrations to head)."""
     with open_engine(migrate=True) as engine:
-        console.print(f"Schema up to date on {displayed_url(engine.url.render_as_string())}.")
+        console.print(f"Schema up to date on {displayed_url(engine)}.")
 
 
 @app.command("url")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import signal
 
 import typer
 import uvicorn
@@ -60,10 +61,25 @@ def serve(
     settings = get_settings()
     host, port = host or settings.host, port or settings.port
     with open_engine(migrate=True) as engine:
-        console.print(f"Database: {displayed_url(str(engine.url))}")
+        console.print(f"Database: {displayed_url(engine)}")
         console.print(f"Pacioli listening on http://{host}:{port} (API docs at /docs)")
-        # Our logging stays the only setup; RequestObservability logs each request once.
-        uvicorn.run(create_app(engine), host=host, port=port, log_config=None, access_log=False)
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        try:
+            # Our logging stays the only setup; RequestObservability logs each request once.
+            uvicorn.run(create_app(engine), host=host, port=port, log_config=None,
+                        access_log=False)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """Turn SIGTERM into a normal exit.
+
+    Uvicorn shuts down gracefully on SIGTERM and then raises the signal again; with the
+    default handler that kills the process before its exit handlers run, and the
+    embedded PostgreSQL would be left running.
+    """
+    raise SystemExit(128 + signum)
 
 
 @app.command()
