@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
-from pacioli.api.deps import AdminKeyCache, RequestInstants, admin_client
+from pacioli.api.deps import AdminKeyCache, admin_client
 from pacioli.api.errors import install_error_handlers
 from pacioli.api.observability import RequestObservability
 from pacioli.api.routes import accounts, assets, health, transfers
@@ -56,7 +56,6 @@ def create_app(engine: Engine, *, ledger: Ledger | None = None) -> FastAPI:
     app.state.ledger = ledger
     app.state.asset_scales = AssetScales(lambda: app.state.ledger.list_assets())
     app.state.admin_keys = AdminKeyCache(engine)
-    app.state.request_instants = RequestInstants()
     install_error_handlers(app)
     app.add_middleware(RequestObservability)
     app.include_router(health.router)

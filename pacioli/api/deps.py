@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Query, Request, Response
@@ -151,44 +147,6 @@ def idempotent_write(
 
 
 IdempotentWrite = Annotated[Write, Depends(idempotent_write)]
-
-
-class RequestInstants:
-    """When each idempotent request was first accepted, so its retry computes the same deadline.
-
-    A pending transfer sent with `timeout_seconds` gets `expires_at = accepted_at + timeout`.
-    The ledger compares a repeated key's request with the first one including
-    `expires_at`, so anchoring a retry at its own arrival would turn an honest retry into
-    `idempotency_key_reused`. The instant is remembered per (client, key, body digest)
-    once the write succeeds. It lives in this process only, bounded in size: a retry
-    served by another process still gets the conflict (safe, never a second transfer)
-    until the ledger accepts a relative timeout itself.
-    """
-
-    SIZE_MAX = 100_000
-
-    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._instants: OrderedDict[tuple[str, str, bytes], datetime] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def accepted_at(self, client_id: str, key: str, digest: bytes) -> datetime:
-        with self._lock:
-            return self._instants.get((client_id, key, digest)) or self._clock()
-
-    def remember(self, client_id: str, key: str, digest: bytes, instant: datetime) -> None:
-        with self._lock:
-            self._instants[(client_id, key, digest)] = instant
-            self._instants.move_to_end((client_id, key, digest))
-            while len(self._instants) > self.SIZE_MAX:
-                self._instants.popitem(last=False)
-
-
-def get_request_instants(request: Request) -> RequestInstants:
-    return request.app.state.request_instants
-
-
-InstantsDep = Annotated[RequestInstants, Depends(get_request_instants)]
 
 
 # Lists.

@@ -11,11 +11,9 @@ from pydantic import AwareDatetime
 from pacioli.api.deps import (
     PAGE_LIMIT_DEFAULT,
     IdempotentWrite,
-    InstantsDep,
     LedgerDep,
     MetadataFilter,
     PageLimit,
-    RequestInstants,
     ScalesDep,
     Write,
 )
@@ -29,8 +27,6 @@ from pacioli.api.schemas.transfers import (
     TransferBatchPublic,
     TransferCreate,
     TransferPublic,
-    has_relative_deadline,
-    request_digest,
 )
 from pacioli.ledger import Ledger, Transfer
 
@@ -46,9 +42,8 @@ def create_transfer(
     ledger: LedgerDep,
     scales: ScalesDep,
     write: IdempotentWrite,
-    instants: InstantsDep,
 ) -> TransferPublic:
-    transfers = _create(ledger, [body], body, scales, write, instants)
+    transfers = _create(ledger, [body], scales, write)
     return TransferPublic.of(transfers[0], scales)
 
 
@@ -58,28 +53,17 @@ def create_transfer_batch(
     ledger: LedgerDep,
     scales: ScalesDep,
     write: IdempotentWrite,
-    instants: InstantsDep,
 ) -> TransferBatchPublic:
-    transfers = _create(ledger, body.transfers, body, scales, write, instants)
+    transfers = _create(ledger, body.transfers, scales, write)
     return TransferBatchPublic(transfers=[TransferPublic.of(t, scales) for t in transfers])
 
 
 def _create(
-    ledger: Ledger,
-    requested: list[TransferCreate],
-    body: TransferCreate | TransferBatchCreate,
-    scales: AssetScales,
-    write: Write,
-    instants: RequestInstants,
+    ledger: Ledger, requested: list[TransferCreate], scales: AssetScales, write: Write
 ) -> list[Transfer]:
     """Post the requested transfers as one linked command (a single one is a batch of one)."""
-    relative = has_relative_deadline(requested)
-    digest = request_digest(body) if relative else b""
-    accepted_at = instants.accepted_at(write.client_id, write.key, digest)
-    specs = [transfer.to_spec(scales, accepted_at=accepted_at) for transfer in requested]
+    specs = [transfer.to_spec(scales) for transfer in requested]
     written = ledger.transfer_batch(specs, idempotency_key=write.key, client_id=write.client_id)
-    if relative:
-        instants.remember(write.client_id, write.key, digest, accepted_at)
     return write.result(written)
 
 

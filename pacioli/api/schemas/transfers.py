@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 from pydantic import (
@@ -55,7 +54,7 @@ class TransferCreate(RequestModel):
     )
     timeout_seconds: StrictInt | None = Field(
         default=None, ge=1, le=TIMEOUT_SECONDS_MAX,
-        description="A pending transfer's deadline, in seconds from when it is first accepted.",
+        description="A pending transfer's deadline, in seconds from when the ledger accepts it.",
     )
 
     @model_validator(mode="after")
@@ -64,29 +63,19 @@ class TransferCreate(RequestModel):
             raise ValueError("give expires_at or timeout_seconds, not both")
         return self
 
-    def to_spec(self, scales: AssetScales, *, accepted_at: datetime) -> TransferSpec:
-        """The ledger's transfer; `accepted_at` anchors `timeout_seconds`.
+    def to_spec(self, scales: AssetScales) -> TransferSpec:
+        """The ledger's transfer (which resolves `timeout_seconds` against its own clock).
 
         Raises: UnknownAsset, InvalidAmount.
         """
-        expires_at = self.expires_at
-        if self.timeout_seconds is not None:
-            expires_at = accepted_at + timedelta(seconds=self.timeout_seconds)
         legs = tuple(leg.to_leg(scales) for leg in self.legs)
-        return TransferSpec(legs, self.metadata, self.pending, expires_at)
+        return TransferSpec(
+            legs, self.metadata, self.pending, self.expires_at, self.timeout_seconds
+        )
 
 
 class TransferBatchCreate(RequestModel):
     transfers: list[TransferCreate] = Field(min_length=1)
-
-
-def has_relative_deadline(transfers: list[TransferCreate]) -> bool:
-    return any(t.timeout_seconds is not None for t in transfers)
-
-
-def request_digest(body: BaseModel) -> bytes:
-    """A digest of a parsed request body, to tell a retry from a different request."""
-    return hashlib.sha256(body.model_dump_json().encode()).digest()
 
 
 class PendingPost(RequestModel):

@@ -228,3 +228,6 @@ class TransferSpec:
     metadata: dict[str, Any] = field(default_factory=dict)
     pending: bool = False
     expires_at: datetime | None = None
+    # A deadline relative to when the ledger accepts the transfer. Kept relative in the
+    # request (and so in its idempotency fingerprint) so that a retry is the same request.
+    timeout_seconds: int | None = None

@@ -17,7 +17,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -40,6 +40,7 @@ from pacioli.ledger.domain.model import (
 from pacioli.ledger.domain.money import AMOUNT_MAX_MINOR, BALANCE_MAX_MINOR, SCALE_MAX, Asset
 
 LEGS_MAX = 64
+TIMEOUT_SECONDS_MAX = 10 * 366 * 24 * 3600
 LINKED_TRANSFERS_MAX = 128
 METADATA_BYTES_MAX = 8192
 ASSET_CODE_LENGTH = range(2, 13)
@@ -185,7 +186,7 @@ class StateMachine:
             made.append(
                 self._stage_transfer(
                     stage, kind, moves, metadata=spec.metadata, batch_id=batch_id,
-                    expires_at=spec.expires_at,
+                    expires_at=_deadline(spec, self.now),
                 )
             )
         # Past this point the command succeeds.
@@ -489,6 +490,16 @@ def validate_transfer_spec(spec: TransferSpec, *, now: datetime) -> None:
                 f"account {leg.account_id} appears in more than one leg"
             )
         seen.add(leg.account_id)
+    if spec.timeout_seconds is not None:
+        if not spec.pending:
+            raise e.InvalidExpiry("only a pending transfer has a deadline")
+        if spec.expires_at is not None:
+            raise e.InvalidExpiry("give expires_at or timeout_seconds, not both")
+        timeout = spec.timeout_seconds
+        if type(timeout) is not int or not 1 <= timeout <= TIMEOUT_SECONDS_MAX:
+            raise e.InvalidExpiry(
+                f"timeout_seconds must be an int from 1 to {TIMEOUT_SECONDS_MAX}"
+            )
     if spec.expires_at is not None:
         if not spec.pending:
             raise e.InvalidExpiry("only a pending transfer has a deadline")
@@ -518,6 +529,12 @@ def validate_metadata(metadata: Any) -> None:
     size = len(text.encode())
     if size > METADATA_BYTES_MAX:
         raise e.InvalidMetadata(f"metadata is {size} bytes; the limit is {METADATA_BYTES_MAX}")
+
+
+def _deadline(spec: TransferSpec, now: datetime) -> datetime | None:
+    if spec.timeout_seconds is not None:
+        return now + timedelta(seconds=spec.timeout_seconds)
+    return spec.expires_at
 
 
 def _contains_nul(value: Any) -> bool:

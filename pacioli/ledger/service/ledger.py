@@ -156,17 +156,21 @@ class Ledger:
         metadata: dict[str, Any] | None = None,
         pending: bool = False,
         expires_at: datetime | None = None,
+        timeout_seconds: int | None = None,
         idempotency_key: str,
         client_id: str | None = None,
     ) -> Written[Transfer]:
         """Post a transfer (or, with `pending`, reserve its funds until posted or voided).
+
+        A pending transfer's deadline is `expires_at`, or `timeout_seconds` after the ledger
+        accepts it.
 
         Raises: TooFewLegs, TooManyLegs, InvalidAmount, DuplicateAccountInTransfer,
         UnbalancedTransfer, AssetMismatch, InvalidExpiry, InvalidMetadata, AccountNotFound,
         AccountFrozen, AccountClosed, InsufficientFunds, ExceedsDebits, BalanceOverflow,
         IdempotencyKeyReused.
         """
-        spec = TransferSpec(tuple(legs), metadata or {}, pending, expires_at)
+        spec = TransferSpec(tuple(legs), metadata or {}, pending, expires_at, timeout_seconds)
         written = self.transfer_batch([spec], idempotency_key=idempotency_key, client_id=client_id)
         return Written(written.value[0], written.replayed)
 
