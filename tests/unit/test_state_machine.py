@@ -34,6 +34,7 @@ from pacioli.ledger.domain.state_machine import (
     LEGS_MAX,
     LINKED_TRANSFERS_MAX,
     METADATA_BYTES_MAX,
+    TIMEOUT_SECONDS_MAX,
     Outcome,
     StateMachine,
 )
@@ -310,6 +311,42 @@ def test_a_deadline_is_for_pending_transfers_and_lies_in_the_future(pending, exp
     a, b = account_state(), account_state()
     command = transfers(spec(debit(a, 1), credit(b, 1), pending=pending, expires_at=expires_at))
     Harness(a, b).refuses(command, e.InvalidExpiry)
+
+
+def test_timeout_seconds_sets_the_deadline_from_the_machines_clock():
+    harness, bank, wallet = funded_wallet(1000)
+    held = harness.hold(wallet, bank, 300, timeout_seconds=90)
+    assert held.expires_at == NOW + timedelta(seconds=90)
+    harness.machine.now = NOW + timedelta(seconds=89)
+    harness.refuses(c.ExpirePending(held.id), e.PendingTransferNotExpired)
+    harness.machine.now = NOW + timedelta(seconds=90)
+    harness.ok(c.ExpirePending(held.id))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"pending": False, "timeout_seconds": 60},
+        {"pending": True, "timeout_seconds": 60, "expires_at": NOW + timedelta(hours=1)},
+        {"pending": True, "timeout_seconds": 0},
+        {"pending": True, "timeout_seconds": -1},
+        {"pending": True, "timeout_seconds": 1.5},
+        {"pending": True, "timeout_seconds": True},
+        {"pending": True, "timeout_seconds": TIMEOUT_SECONDS_MAX + 1},
+    ],
+    ids=["posted", "both deadlines", "zero", "negative", "float", "bool", "too long"],
+)
+def test_timeout_seconds_is_a_positive_bounded_int_on_a_pending_transfer(options):
+    a, b = account_state(), account_state()
+    Harness(a, b).refuses(transfers(spec(debit(a, 1), credit(b, 1), **options)), e.InvalidExpiry)
+
+
+def test_the_longest_timeout_is_accepted():
+    a, b = account_state(), account_state()
+    held = Harness(a, b).transfer(
+        debit(a, 1), credit(b, 1), pending=True, timeout_seconds=TIMEOUT_SECONDS_MAX
+    )
+    assert held.expires_at == NOW + timedelta(seconds=TIMEOUT_SECONDS_MAX)
 
 
 @pytest.mark.parametrize(
