@@ -357,8 +357,11 @@ def test_a_negative_balance_is_reported(fresh_engine):
     assert {(b.check, b.subject_id) for b in report.breaks} == {
         ("balances_nonnegative", str(small.bank)),
         ("balances_nonnegative", str(small.bob)),
+        ("pending_balances_match_open_holds", str(small.bank)),
+        ("pending_balances_match_open_holds", str(small.bob)),
     }
-    bank_break = next(b for b in report.breaks if b.subject_id == str(small.bank))
+    bank_break = next(b for b in report.breaks
+                      if (b.check, b.subject_id) == ("balances_nonnegative", str(small.bank)))
     assert "stored debits_pending is -100" in bank_break.detail
 
 
@@ -377,7 +380,8 @@ def test_a_pending_transfer_resolved_twice_is_reported(fresh_engine):
     with fresh_engine.begin() as connection:
         connection.execute(text("DROP INDEX uq_transfers_pending_id"))
         # A second void of the voided hold. It releases what the open 5.00 hold reserves on
-        # the same accounts so no balance goes negative, and the open hold stays listed.
+        # the same accounts, so no balance goes negative; the open hold stays listed, but
+        # its reservation is gone from the pending balances.
         append_transfer(connection, debit_id=small.alice, credit_id=small.shop,
                         debit_amount=-5_00, credit_amount=-5_00, layer="pending",
                         kind="void_pending", pending_id=small.voided_hold)
@@ -385,9 +389,35 @@ def test_a_pending_transfer_resolved_twice_is_reported(fresh_engine):
     report = check_ledger(fresh_engine)
 
     assert {(b.check, b.subject_id) for b in report.breaks} == {
-        ("pending_resolved_at_most_once", str(small.voided_hold))
+        ("pending_resolved_at_most_once", str(small.voided_hold)),
+        ("pending_balances_match_open_holds", str(small.alice)),
+        ("pending_balances_match_open_holds", str(small.shop)),
     }
-    assert report.breaks[0].detail.startswith("resolved 2 times")
+    twice = next(b for b in report.breaks if b.check == "pending_resolved_at_most_once")
+    assert twice.detail.startswith("resolved 2 times")
+
+
+def test_a_hold_resolved_without_releasing_all_it_held_is_reported(fresh_engine):
+    small = build_small_ledger(fresh_engine)
+    with fresh_engine.begin() as connection:
+        # A void of the open 5.00 hold that releases only 3.00, recorded as the ledger
+        # records a resolution (the hold leaves open_pending_transfers).
+        append_transfer(connection, debit_id=small.alice, credit_id=small.shop,
+                        debit_amount=-3_00, credit_amount=-3_00, layer="pending",
+                        kind="void_pending", pending_id=small.open_hold)
+        connection.execute(
+            text("DELETE FROM open_pending_transfers WHERE transfer_id = :id"),
+            {"id": small.open_hold},
+        )
+
+    report = check_ledger(fresh_engine)
+
+    assert {(b.check, b.subject_id) for b in report.breaks} == {
+        ("pending_balances_match_open_holds", str(small.alice)),
+        ("pending_balances_match_open_holds", str(small.shop)),
+    }
+    alice_break = next(b for b in report.breaks if b.subject_id == str(small.alice))
+    assert alice_break.detail == "debits_pending: stored 200, unresolved holds reserve 0"
 
 
 def test_a_resolution_of_a_transfer_that_is_not_pending_is_reported(fresh_engine):

@@ -55,6 +55,8 @@ CHECKS: tuple[Check, ...] = (
     Check("balances_nonnegative", "accounts",
           "no stored balance, nor any balance after a posting, is negative"),
     Check("closed_account_zero_balance", "accounts", "every closed account has a zero balance"),
+    Check("pending_balances_match_open_holds", "accounts",
+          "each account's pending balances equal what its unresolved holds reserve"),
     Check("pending_resolved_at_most_once", "pending_transfers",
           "a pending transfer has at most one resolution; only pending transfers are resolved"),
     Check("open_pending_transfers_match", "pending_transfers",
@@ -87,6 +89,7 @@ def find_breaks(connection: Connection, *, subjects_max: int) -> Findings:
     for sql, to_breaks in (
         (_TRANSFERS_SQL, _transfer_breaks),
         (_ACCOUNTS_SQL, _account_breaks),
+        (_OPEN_HOLDS_SQL, _open_hold_breaks),
         (_PENDING_RESOLUTIONS_SQL, _resolution_breaks),
         (_OPEN_PENDING_SQL, _open_pending_breaks),
     ):
@@ -242,6 +245,28 @@ ORDER BY id
 LIMIT :limit
 """
 
+# What unresolved holds reserve, per account; resolved holds must have released exactly
+# what they held, so nothing else may remain on the pending balances.
+_OPEN_HOLDS_SQL = """
+WITH held AS (
+    SELECT p.account_id,
+           coalesce(sum(p.amount_minor) FILTER (WHERE p.direction = 'debit'), 0) AS debits,
+           coalesce(sum(p.amount_minor) FILTER (WHERE p.direction = 'credit'), 0) AS credits
+    FROM transfers t
+    JOIN postings p ON p.transfer_id = t.id AND p.layer = 'pending'
+    WHERE t.kind = 'pending'
+      AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = t.id)
+    GROUP BY p.account_id
+)
+SELECT a.id, a.debits_pending, a.credits_pending,
+       coalesce(h.debits, 0) AS held_debits, coalesce(h.credits, 0) AS held_credits
+FROM accounts a
+LEFT JOIN held h ON h.account_id = a.id
+WHERE (a.debits_pending, a.credits_pending) <> (coalesce(h.debits, 0), coalesce(h.credits, 0))
+ORDER BY a.id
+LIMIT :limit
+"""
+
 _PENDING_RESOLUTIONS_SQL = """
 SELECT r.pending_id, t.kind, r.resolution_count, r.resolution_ids
 FROM (
@@ -368,6 +393,18 @@ _ACCOUNT_VERDICTS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("balances_nonnegative", "nonnegative_ok", _describe_negative),
     ("closed_account_zero_balance", "closed_ok", _describe_closed),
 )
+
+
+def _open_hold_breaks(row) -> list[Break]:
+    detail = "; ".join(
+        f"{name}: stored {stored}, unresolved holds reserve {held}"
+        for name, stored, held in (
+            ("debits_pending", row.debits_pending, row.held_debits),
+            ("credits_pending", row.credits_pending, row.held_credits),
+        )
+        if stored != held
+    )
+    return [Break("pending_balances_match_open_holds", str(row.id), detail)]
 
 
 def _resolution_breaks(row) -> list[Break]:
