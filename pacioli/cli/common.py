@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from pacioli.config import database_url, get_settings
+from pacioli.ledger import DomainError, LedgerUnavailable
 from pacioli.ledger.storage.database import make_engine
 from pacioli.ledger.storage.migrate import alembic_config
 
@@ -54,8 +55,9 @@ def is_embedded() -> bool:
 def open_engine(*, migrate: bool = False) -> Iterator[Engine]:
     """An engine on the configured database (started if embedded), optionally migrated.
 
-    A database that cannot be reached, or whose schema is missing, ends the command with
-    a message instead of a traceback.
+    A database that cannot be reached or whose schema is missing, a ledger that stays
+    busy, and a command the ledger refuses end the command with a message, not a
+    traceback.
     """
     try:
         url = database_url()
@@ -70,6 +72,10 @@ def open_engine(*, migrate: bool = False) -> Iterator[Engine]:
         fail(f"the database failed: {_first_line(error)}")
     except ProgrammingError as error:
         fail(f"{_first_line(error)} (is the schema migrated? run `pacioli db upgrade`)")
+    except LedgerUnavailable:
+        fail("the ledger stayed busy (conflicts outlasted its retries); try again")
+    except DomainError as error:
+        fail(f"the ledger refused: {error.code}: {error.detail}")
     finally:
         engine.dispose()
 

@@ -7,6 +7,8 @@ instead of repeating it: the data set never doubles.
 The data set is told in chapters: each is a function of the `Demo` that opens accounts or
 moves money. Later flows (payments, commerce, the exchange) add their own chapters to
 `CHAPTERS`, and can reach every account opened so far by its name in `demo.accounts`.
+A key stands for one request forever: to change what a write does, give it a new name,
+or databases that ran an older demo will refuse it (`idempotency_key_reused`).
 """
 
 from __future__ import annotations

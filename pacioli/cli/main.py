@@ -56,6 +56,7 @@ def serve(
     port: int | None = typer.Option(None, min=1, max=65535, help="(env PACIOLI_PORT)"),
 ) -> None:
     """Migrate the database, then serve the HTTP API (the embedded PostgreSQL if no URL)."""
+    # Imported here so that the other commands do not pay for loading the web stack.
     from pacioli.api.app import create_app
 
     settings = get_settings()

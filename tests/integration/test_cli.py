@@ -213,6 +213,19 @@ def quiet_alembic_loggers_speak_again(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="alembic")
 
 
+def test_demo_refused_by_the_ledger_ends_with_a_message_not_a_traceback(cli_engine):
+    with Ledger(cli_engine, batching=False) as ledger:
+        # Someone else's request under the demo's first key.
+        ledger.open_account(asset_code="EUR", normal_side="debit",
+                            idempotency_key="demo:account:bank")
+
+    result = runner.invoke(app, ["demo"])
+
+    assert result.exit_code == 2
+    assert "the ledger refused: idempotency_key_reused" in result.stderr
+    assert count_rows(cli_engine)["accounts"] == 1
+
+
 def test_db_upgrade_migrates_an_empty_schema_and_logs_json(unmigrated_url, caplog):
     quiet_alembic_loggers_speak_again(caplog)
 
