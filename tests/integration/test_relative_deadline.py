@@ -6,6 +6,7 @@ import pytest
 
 from pacioli.ledger import Ledger, PendingStatus, credit, debit
 from pacioli.ledger.domain.errors import InvalidExpiry
+from pacioli.ledger.storage.database import make_engine
 
 
 class FakeClock:
@@ -22,9 +23,13 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def timed_ledger(engine, clock):
+def timed_ledger(fresh_database_url, clock):
+    # An empty schema of its own: the expiry sweep at a far-future clock must not reach
+    # other tests' holds.
+    engine = make_engine(fresh_database_url)
     with Ledger(engine, clock=clock) as ledger:
         yield ledger
+    engine.dispose()
 
 
 def _two_accounts(ledger, new_key):

@@ -116,6 +116,8 @@ class Ledger:
     ) -> Written[Account]:
         """Raises: UnknownAsset, InvalidAccountOptions, InvalidAmount, InvalidMetadata,
         IdempotencyKeyReused."""
+        if normal_side not in (Direction.DEBIT, Direction.CREDIT):
+            raise e.InvalidCommand(f"normal_side must be 'debit' or 'credit', not {normal_side!r}")
         command = c.OpenAccount(
             asset_code=asset_code,
             normal_side=Direction(normal_side),
