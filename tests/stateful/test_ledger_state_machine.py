@@ -27,6 +27,7 @@ from hypothesis.stateful import (
     initialize,
     invariant,
     multiple,
+    precondition,
     rule,
 )
 from sqlalchemy import Engine
@@ -38,10 +39,11 @@ from .ledger_model import (
     DEBIT,
     LedgerModel,
     ModelAccount,
-    ModelTransfer,
     Plan,
     Rejection,
 )
+
+pytestmark = pytest.mark.slow
 
 ASSET_CODES = ("USD", "USD", "JPY")  # mostly USD, so most accounts can meet in a transfer
 ASSET_NOT_USED = "EUR"
@@ -68,20 +70,38 @@ class FakeClock:
         self.now += delta
 
 
+@dataclass(frozen=True, eq=False)
+class Command:
+    """A request the test can send, and send again under the same key.
+
+    `predict` returns the model's plan or raises `Rejection`; `record` applies a success to
+    the model (checking what the ledger returned) and returns the ids of what it made.
+    """
+
+    predict: Callable[[], Plan | None]
+    send: Callable[[str], Written]
+    send_other: Callable[[str], Written]  # a different request, for reusing the key
+    record: Callable[[Plan | None, Written], list[UUID]]
+
+
 @dataclass(eq=False)
 class Keyed:
-    """Something a write made, with the idempotency key and the request that made it."""
+    """Something a write made, with the idempotency key and the command that made it."""
 
     made_id: UUID  # the account or transfer this handle stands for
     key: str
     result_ids: tuple[UUID, ...]  # what the write returned (a linked batch returns several)
-    send: Callable[[str], Written]  # sends the same request again under a key
-    send_other: Callable[[str], Written]  # sends a different request under a key
+    command: Command
 
 
 def _result_ids(written: Written) -> tuple[UUID, ...]:
     value = written.value
     return tuple(t.id for t in value) if isinstance(value, list) else (value.id,)
+
+
+def _moves(transfer) -> list[tuple]:
+    return sorted((p.account_id, p.direction.value, p.layer.value, p.amount_minor)
+                  for p in transfer.postings)
 
 
 class LedgerStateMachine(RuleBasedStateMachine):
@@ -102,63 +122,45 @@ class LedgerStateMachine(RuleBasedStateMachine):
         self.ledger = Ledger(self.engine, clock=self.clock)
         self.model = LedgerModel(self.clock)
         self.keys_issued = 0
+        self.refused: list[tuple[str, Command]] = []  # keys whose request was refused
 
     def teardown(self) -> None:
         self.ledger.close()
 
     # The one way commands are sent: predicted outcome in, real outcome checked.
 
-    def _new_key(self) -> str:
-        self.keys_issued += 1
-        return f"{self.run_id}-{self.keys_issued}"
-
-    def _send(
-        self, expected_code: str | None, send: Callable[[str], Written]
-    ) -> tuple[str, Written] | None:
-        """Send a fresh-keyed request; check it fails with `expected_code`, or succeeds if None."""
-        event(f"outcome: {expected_code or 'accepted'}")
-        key = self._new_key()
+    def _run(self, command: Command, key: str | None = None) -> list[Keyed]:
+        """Send `command` under `key` (a fresh one by default) and check the model's prediction."""
+        if key is None:
+            self.keys_issued += 1
+            key = f"{self.run_id}-{self.keys_issued}"
         try:
-            written = send(key)
+            plan, expected_code = command.predict(), None
+        except Rejection as rejection:
+            plan, expected_code = None, rejection.code
+        event(f"outcome: {expected_code or 'accepted'}")
+        try:
+            written = command.send(key)
         except DomainError as error:
             assert error.code == expected_code, (
                 f"ledger refused with {error.code} ({error.detail});"
                 f" the model expected {expected_code or 'success'}"
             )
-            return None
-        assert expected_code is None, f"ledger accepted; the model expected {expected_code}"
-        assert not written.replayed, "a fresh key was reported as a replay"
-        return key, written
-
-    def _send_planned(
-        self,
-        plan_of: Callable[[], Plan],
-        send: Callable[[str], Written],
-        send_other: Callable[[str], Written],
-    ) -> list[Keyed]:
-        """Send a transfer-making command; on success commit the model and return handles."""
-        try:
-            plan, expected_code = plan_of(), None
-        except Rejection as rejection:
-            plan, expected_code = None, rejection.code
-        sent = self._send(expected_code, send)
-        if sent is None:
+            self.refused.append((key, command))
             return []
-        key, written = sent
+        assert expected_code is None, f"ledger accepted; the model expected {expected_code}"
+        assert not written.replayed, "a key never accepted before was reported as a replay"
+        made_ids = command.record(plan, written)
+        return [Keyed(made_id, key, _result_ids(written), command) for made_id in made_ids]
+
+    def _record_transfers(self, plan: Plan, written: Written) -> list[UUID]:
         made = written.value if isinstance(written.value, list) else [written.value]
         self.model.commit(plan, [t.id for t in made])
         for transfer, planned in zip(made, plan.transfers, strict=True):
-            self._check_postings(transfer, planned)
+            assert transfer.kind.value == planned.kind
+            assert _moves(transfer) == sorted(planned.moves)
         self._check_running_balances([p for t in made for p in t.postings])
-        ids = _result_ids(written)
-        return [Keyed(t.id, key, ids, send, send_other) for t in made]
-
-    @staticmethod
-    def _check_postings(transfer, planned: ModelTransfer) -> None:
-        assert transfer.kind.value == planned.kind
-        got = sorted((p.account_id, p.direction.value, p.layer.value, p.amount_minor)
-                     for p in transfer.postings)
-        assert got == sorted(planned.moves)
+        return [t.id for t in made]
 
     def _check_running_balances(self, postings) -> None:
         """Each account's newest posting carries the model's balances and posting count."""
@@ -170,6 +172,14 @@ class LedgerStateMachine(RuleBasedStateMachine):
                     after.credits_pending) == account.balances
             assert posting.account_seq == account.posting_count
 
+    def _transfer_command(
+        self, plan_of: Callable[[], Plan], send: Callable[[str], Written],
+        send_other: Callable[[str], Written],
+    ) -> Command:
+        return Command(plan_of, send, send_other, self._record_transfers)
+
+    # Drawing legs.
+
     def _peers(self, account_id: UUID) -> list[UUID]:
         """The other accounts of the same asset (or the account itself, if it has none)."""
         asset_code = self.model.accounts[account_id].asset_code
@@ -178,9 +188,8 @@ class LedgerStateMachine(RuleBasedStateMachine):
             if a.asset_code == asset_code and a.id != account_id
         ] or [account_id]
 
-    def _legs(self, first: UUID, data: st.DataObject) -> list[Leg]:
+    def _legs(self, first: UUID, data: st.DataObject) -> tuple[Leg, ...]:
         """Two legs, or a three-leg split, among accounts of the first one's asset."""
-        asset_code = self.model.accounts[first].asset_code
         peers = self._peers(first)
         one_side, other_side = (debit, credit) if data.draw(st.booleans()) else (credit, debit)
         if data.draw(st.booleans(), label="split in three") and len(peers) > 1:
@@ -193,35 +202,15 @@ class LedgerStateMachine(RuleBasedStateMachine):
             amount_minor = data.draw(amounts_minor)
             legs = [one_side(first, amount_minor),
                     other_side(data.draw(st.sampled_from(peers)), amount_minor)]
-        return self._twisted(legs, data.draw(leg_twists), asset_code)
-
-    @staticmethod
-    def _twisted(legs: list[Leg], twist: str, asset_code: str) -> list[Leg]:
-        """Spoil well-formed legs in one way (or none) that the ledger must refuse."""
-        first, last = legs[0], legs[-1]
-        if twist == "asset_named":
-            return [Leg(g.account_id, g.direction, g.amount_minor, asset_code) for g in legs]
-        if twist == "wrong_asset":
-            return legs[:-1] + [Leg(last.account_id, last.direction, last.amount_minor,
-                                    ASSET_NOT_USED)]
-        if twist == "unbalanced":
-            return legs[:-1] + [Leg(last.account_id, last.direction, last.amount_minor + 1)]
-        if twist == "same_account_twice":
-            return legs[:-1] + [Leg(first.account_id, last.direction, last.amount_minor)]
-        return legs
+        asset_code = self.model.accounts[first].asset_code
+        return tuple(_twisted(legs, data.draw(leg_twists), asset_code))
 
     # Accounts.
 
     def _open(self, **options: Any) -> list[Keyed]:
-        try:
-            self.model.check_open(
-                debits_must_not_exceed_credits=options["debits_must_not_exceed_credits"],
-                credits_must_not_exceed_debits=options["credits_must_not_exceed_debits"],
-                limit_minor=options["limit_minor"],
-            )
-            expected_code = None
-        except Rejection as rejection:
-            expected_code = rejection.code
+        flags = {name: options[name] for name in (
+            "debits_must_not_exceed_credits", "credits_must_not_exceed_debits", "limit_minor"
+        )}
 
         def send(key: str) -> Written:
             return self.ledger.open_account(**options, metadata=self.metadata, idempotency_key=key)
@@ -233,18 +222,15 @@ class LedgerStateMachine(RuleBasedStateMachine):
                 idempotency_key=key,
             )
 
-        sent = self._send(expected_code, send)
-        if sent is None:
-            return []
-        key, written = sent
-        account = written.value
-        self.model.accounts[account.id] = ModelAccount(
-            id=account.id, asset_code=options["asset_code"], normal_side=options["normal_side"],
-            debits_must_not_exceed_credits=options["debits_must_not_exceed_credits"],
-            credits_must_not_exceed_debits=options["credits_must_not_exceed_debits"],
-            limit_minor=options["limit_minor"],
-        )
-        return [Keyed(account.id, key, (account.id,), send, send_other)]
+        def record(plan: None, written: Written) -> list[UUID]:
+            account_id = written.value.id
+            self.model.accounts[account_id] = ModelAccount(
+                id=account_id, asset_code=options["asset_code"],
+                normal_side=options["normal_side"], **flags,
+            )
+            return [account_id]
+
+        return self._run(Command(lambda: self.model.check_open(**flags), send, send_other, record))
 
     @initialize(target=accounts)
     def open_a_bank_a_wallet_and_a_clearing_account(self):
@@ -292,48 +278,39 @@ class LedgerStateMachine(RuleBasedStateMachine):
             "open": (ledger.unfreeze_account, ledger.freeze_account),
             "closed": (ledger.close_account, ledger.freeze_account),
         }[status]
-        try:
-            self.model.check_status_change(account_id, status)
-            expected_code = None
-        except Rejection as rejection:
-            expected_code = rejection.code
 
-        def send(key: str) -> Written:
-            return method(account_id, idempotency_key=key)
+        def record(plan: None, written: Written) -> list[UUID]:
+            assert written.value.status.value == status
+            self.model.accounts[account_id].status = status
+            return [account_id]
 
-        def send_other(key: str) -> Written:
-            return other_method(account_id, idempotency_key=key)
-
-        sent = self._send(expected_code, send)
-        if sent is None:
-            return multiple()
-        key, written = sent
-        assert written.value.status.value == status
-        self.model.accounts[account_id].status = status
-        return Keyed(account_id, key, (account_id,), send, send_other)
+        return multiple(*self._run(Command(
+            lambda: self.model.check_status_change(account_id, status),
+            lambda key: method(account_id, idempotency_key=key),
+            lambda key: other_method(account_id, idempotency_key=key),
+            record,
+        )))
 
     # Transfers.
 
     def _transfer(self, specs: Sequence[TransferSpec]) -> list[Keyed]:
         other_metadata = {**self.metadata, "variant": "other"}
         others = [TransferSpec(s.legs, other_metadata, s.pending, s.expires_at) for s in specs]
-        return self._send_planned(
+        return self._run(self._transfer_command(
             lambda: self.model.plan_transfers(specs),
             lambda key: self.ledger.transfer_batch(specs, idempotency_key=key),
             lambda key: self.ledger.transfer_batch(others, idempotency_key=key),
-        )
+        ))
 
     @rule(targets=(posted_transfers, used_keys), first=accounts, data=st.data())
     def transfer(self, first, data):
-        spec = TransferSpec(tuple(self._legs(first.made_id, data)), self.metadata)
-        return multiple(*self._transfer([spec]))
+        return multiple(*self._transfer([TransferSpec(self._legs(first.made_id, data),
+                                                      self.metadata)]))
 
     @rule(targets=(posted_transfers, used_keys), first=accounts, second=accounts, data=st.data())
     def transfer_linked_batch(self, first, second, data):
-        specs = [
-            TransferSpec(tuple(self._legs(account.made_id, data)), self.metadata)
-            for account in (first, second)
-        ]
+        """Two transfers that commit together or not at all."""
+        specs = [TransferSpec(self._legs(a.made_id, data), self.metadata) for a in (first, second)]
         return multiple(*self._transfer(specs))
 
     @rule(targets=(posted_transfers, used_keys), first=accounts, data=st.data())
@@ -350,10 +327,11 @@ class LedgerStateMachine(RuleBasedStateMachine):
         expires_in_minutes=st.one_of(st.none(), st.integers(-1, 60)),
     )
     def hold_funds(self, first, data, expires_in_minutes):
+        """A pending transfer, with or without a deadline (one not in the future is refused)."""
         expires_at = None
         if expires_in_minutes is not None:
             expires_at = self.clock() + timedelta(minutes=expires_in_minutes)
-        spec = TransferSpec(tuple(self._legs(first.made_id, data)), self.metadata,
+        spec = TransferSpec(self._legs(first.made_id, data), self.metadata,
                             pending=True, expires_at=expires_at)
         return multiple(*self._transfer([spec]))
 
@@ -370,7 +348,7 @@ class LedgerStateMachine(RuleBasedStateMachine):
             "all": None, "part": max(1, held_minor // 3), "exactly_all": held_minor,
             "more_than_held": held_minor + 1, "zero": 0,
         }[portion]
-        return multiple(*self._send_planned(
+        return multiple(*self._run(self._transfer_command(
             lambda: self.model.plan_resolution(pending_id, "post_pending", amount_minor),
             lambda key: self.ledger.post_pending(
                 pending_id, amount_minor=amount_minor, metadata=self.metadata, idempotency_key=key
@@ -378,12 +356,12 @@ class LedgerStateMachine(RuleBasedStateMachine):
             lambda key: self.ledger.void_pending(
                 pending_id, metadata=self.metadata, idempotency_key=key
             ),
-        ))
+        )))
 
     @rule(targets=(posted_transfers, used_keys), pending=pending_transfers)
     def void_pending(self, pending):
         pending_id = pending.made_id
-        return multiple(*self._send_planned(
+        return multiple(*self._run(self._transfer_command(
             lambda: self.model.plan_resolution(pending_id, "void_pending"),
             lambda key: self.ledger.void_pending(
                 pending_id, metadata=self.metadata, idempotency_key=key
@@ -391,18 +369,7 @@ class LedgerStateMachine(RuleBasedStateMachine):
             lambda key: self.ledger.post_pending(
                 pending_id, metadata=self.metadata, idempotency_key=key
             ),
-        ))
-
-    def _reverse(self, transfer_id: UUID) -> list[Keyed]:
-        return self._send_planned(
-            lambda: self.model.plan_reversal(transfer_id),
-            lambda key: self.ledger.reverse_transfer(
-                transfer_id, metadata=self.metadata, idempotency_key=key
-            ),
-            lambda key: self.ledger.reverse_transfer(
-                transfer_id, metadata={**self.metadata, "variant": "other"}, idempotency_key=key
-            ),
-        )
+        )))
 
     @rule(
         targets=(posted_transfers, used_keys),
@@ -410,7 +377,18 @@ class LedgerStateMachine(RuleBasedStateMachine):
     )
     def reverse_transfer(self, transfer):
         """Holds, voids and expiries moved no posted funds: transfer_not_reversible."""
-        return multiple(*self._reverse(transfer.made_id))
+        transfer_id = transfer.made_id
+        return multiple(*self._run(self._transfer_command(
+            lambda: self.model.plan_reversal(transfer_id),
+            lambda key: self.ledger.reverse_transfer(
+                transfer_id, metadata=self.metadata, idempotency_key=key
+            ),
+            lambda key: self.ledger.reverse_transfer(
+                transfer_id, metadata={**self.metadata, "variant": "other"}, idempotency_key=key
+            ),
+        )))
+
+    # Time.
 
     @rule(minutes=st.integers(1, 60), sweep=st.booleans())
     def advance_clock(self, minutes, sweep):
@@ -422,22 +400,34 @@ class LedgerStateMachine(RuleBasedStateMachine):
 
     @rule()
     def expire_due_holds(self):
-        """The sweep releases exactly this run's holds whose deadline has passed."""
+        """The sweep releases exactly this run's holds whose deadline has passed.
+
+        The sweep covers the whole shared schema, so it may also release other tests' holds
+        once the fake clock is past their deadlines; only this run's are checked.
+        """
         due = self.model.due_pending_ids()
         expired = {t.pending_id: t for t in self.ledger.expire_pending()}
-        mine = {pending_id for pending_id in expired if pending_id in self.model.transfers}
-        assert mine == set(due)
+        assert {pending_id for pending_id in expired if pending_id in self.model.transfers} == set(
+            due
+        )
         event(f"holds expired by a sweep: {len(due)}")
         for pending_id in due:
             plan = self.model.plan_resolution(pending_id, "expire_pending")
             resolution = expired[pending_id]
             self.model.commit(plan, [resolution.id])
-            self._check_postings(resolution, plan.transfers[0])
+            assert _moves(resolution) == sorted(plan.transfers[0].moves)
 
-    @rule(unknown_id=st.uuids(version=4), action=st.sampled_from(
-        ["freeze", "post", "void", "reverse", "transfer"]
-    ), first=accounts)
+    # Missing things.
+
+    @rule(
+        unknown_id=st.uuids(version=4),
+        action=st.sampled_from(["freeze", "post", "void", "reverse", "transfer"]),
+        first=accounts,
+    )
     def name_something_that_does_not_exist(self, unknown_id, action, first):
+        def refused(code: str) -> None:
+            raise Rejection(code)
+
         sends = {
             "freeze": lambda key: self.ledger.freeze_account(unknown_id, idempotency_key=key),
             "post": lambda key: self.ledger.post_pending(unknown_id, idempotency_key=key),
@@ -447,26 +437,52 @@ class LedgerStateMachine(RuleBasedStateMachine):
                 [debit(first.made_id, 1), credit(unknown_id, 1)], idempotency_key=key
             ),
         }
-        expected = "account_not_found" if action in ("freeze", "transfer") else "transfer_not_found"
-        self._send(expected, sends[action])
+        code = "account_not_found" if action in ("freeze", "transfer") else "transfer_not_found"
+        self._run(Command(lambda: refused(code), sends[action], sends[action], lambda p, w: []))
 
     # Idempotency keys.
 
     @rule(used=used_keys)
     def replay_same_request(self, used):
         """The same key and request return the first result, marked replayed, and change nothing."""
-        written = used.send(used.key)
+        written = used.command.send(used.key)
         assert written.replayed
         assert _result_ids(written) == used.result_ids
 
     @rule(used=used_keys)
     def reuse_key_for_another_request(self, used):
         try:
-            used.send_other(used.key)
+            used.command.send_other(used.key)
         except DomainError as error:
             assert error.code == "idempotency_key_reused", error.detail
         else:
             raise AssertionError("a key reused for a different request was accepted")
+
+    @precondition(lambda self: self.refused)
+    @rule(target=used_keys, data=st.data())
+    def resend_a_refused_request(self, data):
+        """A refused request recorded nothing, so its key may be sent again (docs/ledger.md);
+        the model predicts the outcome afresh, e.g. success once the account is funded."""
+        key, command = data.draw(st.sampled_from(self.refused), label="refused request")
+        self.refused.remove((key, command))
+        return multiple(*self._run(command, key))
+
+    # Reads.
+
+    @rule(transfer=st.one_of(posted_transfers, pending_transfers))
+    def read_back_a_transfer(self, transfer):
+        """A transfer reads back with its postings, resolution and reversal as modelled."""
+        expected = self.model.transfers[transfer.made_id]
+        got = self.ledger.get_transfer(transfer.made_id)
+        assert got.kind.value == expected.kind
+        assert _moves(got) == sorted(expected.moves)
+        if expected.kind == "pending":
+            resolution_kind, resolution_id = expected.resolved_by or (None, None)
+            status = {None: "pending", "post_pending": "posted", "void_pending": "voided",
+                      "expire_pending": "expired"}[resolution_kind]
+            assert (got.pending_status.value, got.resolved_by_id) == (status, resolution_id)
+            assert got.expires_at == expected.expires_at
+        assert got.reversed_by_id == expected.reversed_by
 
     # What must hold after every step.
 
@@ -493,6 +509,21 @@ class LedgerStateMachine(RuleBasedStateMachine):
             debits_posted, credits_posted, debits_pending, credits_pending = totals
             assert debits_posted == credits_posted, asset_code
             assert debits_pending == credits_pending, asset_code
+
+
+def _twisted(legs: list[Leg], twist: str, asset_code: str) -> list[Leg]:
+    """Spoil well-formed legs in one way (or none) that the ledger must refuse."""
+    first, last = legs[0], legs[-1]
+    if twist == "asset_named":
+        return [Leg(g.account_id, g.direction, g.amount_minor, asset_code) for g in legs]
+    if twist == "wrong_asset":
+        return legs[:-1] + [Leg(last.account_id, last.direction, last.amount_minor,
+                                ASSET_NOT_USED)]
+    if twist == "unbalanced":
+        return legs[:-1] + [Leg(last.account_id, last.direction, last.amount_minor + 1)]
+    if twist == "same_account_twice":
+        return legs[:-1] + [Leg(first.account_id, last.direction, last.amount_minor)]
+    return legs
 
 
 @pytest.fixture(autouse=True)
