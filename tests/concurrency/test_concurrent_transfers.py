@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
@@ -29,6 +31,7 @@ from pacioli.ledger import (
     Ledger,
     LedgerUnavailable,
     Leg,
+    Transfer,
     Written,
     credit,
     debit,
@@ -65,6 +68,7 @@ class Request:
     action: str  # "transfer", "post" or "void"
     legs: tuple[Leg, ...] = ()
     pending: bool = False
+    expires_at: datetime | None = None
     pending_id: UUID | None = None
     amount_minor: int | None = None  # for "post": None posts the whole hold
     refusals_allowed: frozenset[str] = frozenset()
@@ -72,7 +76,7 @@ class Request:
     def send(self, ledger: Ledger) -> Written:
         if self.action == "transfer":
             return ledger.transfer(self.legs, metadata=self.metadata, pending=self.pending,
-                                   idempotency_key=self.key)
+                                   expires_at=self.expires_at, idempotency_key=self.key)
         if self.action == "post":
             return ledger.post_pending(self.pending_id, amount_minor=self.amount_minor,
                                        metadata=self.metadata, idempotency_key=self.key)
@@ -95,6 +99,7 @@ class Record:
     refusals: Counter = field(default_factory=Counter)
     unexpected: list[str] = field(default_factory=list)
     retryable: list[Request] = field(default_factory=list)  # requests any thread may resend
+    expiries: list[Transfer] = field(default_factory=list)  # what the sweeps reported expiring
     unavailable: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -124,6 +129,16 @@ class Record:
             self.unexpected.append(f"{request.key}: busy {UNAVAILABLE_RETRIES_MAX} times")
         return None
 
+    def sweep(self, ledger: Ledger) -> None:
+        try:
+            expired = ledger.expire_pending()
+        except LedgerUnavailable:
+            with self.lock:
+                self.unavailable += 1
+            return
+        with self.lock:
+            self.expiries.extend(expired)
+
     def offer_for_retry(self, request: Request) -> None:
         with self.lock:
             self.retryable.append(request)
@@ -146,8 +161,9 @@ class Worker:
 
     def run(self) -> None:
         operations = [self.transfer, self.split, self.overdraft, self.hold_then_resolve,
+                      self.hold_then_race_the_deadline, self.sweep,
                       self.retry_someone_elses_request, self.send_twice_at_once]
-        weights = [30, 10, 5, 25, 15, 15]
+        weights = [30, 10, 5, 20, 8, 4, 15, 15]
         for _ in range(OPERATIONS_PER_THREAD):
             self.rng.choices(operations, weights)[0]()
 
@@ -155,9 +171,13 @@ class Worker:
         key = uuid.uuid4().hex
         return Request(key, {"concurrency_run": self.run_id, "key": key}, action, **fields)
 
-    def _transfer_request(self, legs: list[Leg], *, pending: bool = False) -> Request:
+    def _transfer_request(
+        self, legs: list[Leg], *, pending: bool = False, expires_at: datetime | None = None
+    ) -> Request:
+        # A deadline only a fraction of a second away may have passed before the write runs.
+        refusals = {"insufficient_funds"} | ({"invalid_expiry"} if expires_at else set())
         return self._request("transfer", legs=tuple(legs), pending=pending,
-                             refusals_allowed=frozenset({"insufficient_funds"}))
+                             expires_at=expires_at, refusals_allowed=frozenset(refusals))
 
     def _other_ledger(self) -> Ledger:
         return self.rng.choice([ledger for ledger in self.ledgers if ledger is not self.home])
@@ -189,24 +209,45 @@ class Worker:
 
     def hold_then_resolve(self) -> None:
         """A hold that this thread always posts (in full or part) or voids, which cannot fail."""
+        self._hold_and_resolve(expires_at=None, refusals=frozenset())
+
+    def hold_then_race_the_deadline(self) -> None:
+        """A hold due in a fraction of a second, posted or voided while sweeps may expire it:
+        either way it is resolved exactly once. Too late, the post or void is refused as
+        expired (before a sweep) or already resolved (after one)."""
+        expires_at = datetime.now(UTC) + timedelta(milliseconds=self.rng.randint(100, 400))
+        self._hold_and_resolve(expires_at=expires_at,
+                               refusals=frozenset({"pending_transfer_expired",
+                                                   "pending_transfer_already_resolved"}),
+                               wait_s=self.rng.uniform(0, 0.4))
+
+    def _hold_and_resolve(
+        self, *, expires_at: datetime | None, refusals: frozenset[str], wait_s: float = 0
+    ) -> None:
         payer, payee = self.rng.sample(self.wallets, 2)
         amount_minor = self.rng.randint(1, AMOUNT_MAX_MINOR)
         hold = self._transfer_request([debit(payer, amount_minor), credit(payee, amount_minor)],
-                                      pending=True)
+                                      pending=True, expires_at=expires_at)
         written = self.record.send(hold, self.home)
         if written is None:
             return
         # Offered only once acknowledged: a refused hold resent later might succeed, and
         # then nobody would resolve it.
         self.record.offer_for_retry(hold)
+        time.sleep(wait_s)
         choice = self.rng.choice(["post_all", "post_part", "void"])
         if choice == "void":
-            resolution = self._request("void", pending_id=written.value.id)
+            resolution = self._request("void", pending_id=written.value.id,
+                                       refusals_allowed=refusals)
         else:
             part = self.rng.randint(1, amount_minor) if choice == "post_part" else None
-            resolution = self._request("post", pending_id=written.value.id, amount_minor=part)
+            resolution = self._request("post", pending_id=written.value.id, amount_minor=part,
+                                       refusals_allowed=refusals)
         self.record.send(resolution, self._other_ledger())
         self.record.offer_for_retry(resolution)
+
+    def sweep(self) -> None:
+        self.record.sweep(self.home)
 
     def retry_someone_elses_request(self) -> None:
         request = self.record.pick_for_retry(self.rng)
@@ -271,11 +312,17 @@ def test_concurrent_transfers_lose_nothing_double_nothing_and_break_no_flag(engi
         Worker(index, ledgers=ledgers, wallets=wallets, record=record, run_id=run_id).run()
 
     _run_threads(work, THREADS)
+    # Every hold with a deadline is due by now (give or take); a last sweep releases the
+    # ones nobody resolved, so no pending amount is left behind.
+    time.sleep(0.5)
+    for _ in range(3):  # a sweep refused as busy is simply run again
+        record.sweep(ledgers[0])
 
     assert record.unexpected == []
     assert record.refusals["insufficient_funds"] > 0, "no transfer was refused for want of funds"
     assert any(ack.replayed for ack in record.acks), "no key was ever replayed"
     transfer_by_key = _check_each_key_posted_once(engine, record, run_id)
+    _check_each_hold_resolved_once(engine, record)
     _check_balances_follow_the_acknowledgements(engine, record, transfer_by_key, source, wallets)
     _check_running_balances(engine, [source, *wallets], wallets)
 
@@ -304,6 +351,24 @@ def _check_each_key_posted_once(engine: Engine, record: Record, run_id: str) -> 
         key: sorted(ids) for key, ids in stored.items()
     }, "a stored transfer differs from the one its callers were told"
     return {key: next(iter(ids)) for key, ids in ids_by_key.items()}
+
+
+def _check_each_hold_resolved_once(engine: Engine, record: Record) -> None:
+    """Each acknowledged hold was posted, voided or expired exactly once, as its callers and
+    the sweeps reported, and the database holds exactly that one resolution."""
+    first_acks = [ack for ack in record.acks if not ack.replayed]
+    holds = {ack.transfer_id for ack in first_acks if ack.request.pending}
+    reported = Counter(ack.request.pending_id for ack in first_acks if ack.request.pending_id)
+    reported.update(t.pending_id for t in record.expiries if t.pending_id in holds)
+    assert set(reported) == holds, "a hold was left unresolved, or a stranger resolved"
+    assert set(reported.values()) == {1}, "a hold was reported resolved twice"
+    with engine.connect() as connection:
+        stored = dict(connection.execute(
+            text("SELECT pending_id, count(*) FROM transfers WHERE pending_id = ANY(:ids)"
+                 " GROUP BY pending_id"),
+            {"ids": list(holds)},
+        ).all())
+    assert stored == dict.fromkeys(holds, 1)
 
 
 def _check_balances_follow_the_acknowledgements(
