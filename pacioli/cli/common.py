@@ -8,7 +8,6 @@ from typing import NoReturn
 from urllib.parse import unquote
 
 import typer
-from alembic import command
 from rich.console import Console
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
@@ -16,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from pacioli.config import database_url, get_settings
 from pacioli.ledger import DomainError, LedgerUnavailable
 from pacioli.ledger.storage.database import make_engine
-from pacioli.ledger.storage.migrate import alembic_config
+from pacioli.ledger.storage.migrate import upgrade
 
 # soft_wrap: a key or URL printed for copying must never be broken across lines.
 console = Console(highlight=False, soft_wrap=True)
@@ -28,17 +27,6 @@ EXIT_FAILURE = 2  # a command that could not run; `reconcile` keeps 1 for "break
 def fail(message: str) -> NoReturn:
     errors.print(f"[red]error:[/red] {message}")
     raise typer.Exit(EXIT_FAILURE)
-
-
-def upgrade_schema(url: str) -> None:
-    """Apply every migration, leaving the process's logging as `configure_logging` set it.
-
-    `pacioli.ledger.storage.migrate.upgrade` lets alembic's env.py load the logging setup
-    of alembic.ini, which would replace the structured logs a command has configured.
-    """
-    config = alembic_config(url)
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
 
 
 def displayed_url(engine: Engine) -> str:
@@ -62,7 +50,7 @@ def open_engine(*, migrate: bool = False) -> Iterator[Engine]:
     try:
         url = database_url()
         if migrate:
-            upgrade_schema(url)
+            upgrade(url)
         engine = make_engine(url, pool_size=4)
     except OperationalError as error:
         fail(f"cannot reach the database: {_first_line(error)}")

@@ -15,6 +15,9 @@ def alembic_config(url: str) -> Config:
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     # ConfigParser treats % as interpolation; URLs may carry %-escapes.
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    # Keep the caller's logging: env.py would otherwise load alembic.ini's logging setup
+    # and replace the process's structured logs. (The `alembic` command line still does.)
+    config.attributes["configure_logger"] = False
     return config
 
 
