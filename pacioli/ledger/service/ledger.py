@@ -36,7 +36,12 @@ from pacioli.ledger.domain.money import Asset
 from pacioli.ledger.domain.state_machine import Outcome, StateMachine
 from pacioli.ledger.service import metrics
 from pacioli.ledger.service.batcher import Batcher
-from pacioli.ledger.service.unit_of_work import ATTEMPTS_MAX, run_serializable
+from pacioli.ledger.service.unit_of_work import (
+    ATTEMPTS_MAX,
+    ContentionWindow,
+    Touches,
+    run_serializable,
+)
 from pacioli.ledger.storage import reads, repository
 
 log = logging.getLogger(__name__)
@@ -77,6 +82,7 @@ class Ledger:
         self.engine = engine
         self.client_id = client_id
         self._attempts_max = attempts_max
+        self._contention = ContentionWindow()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._batcher: Batcher[c.Submission, Outcome | e.DomainError] | None = (
             Batcher(self._execute_batch, batch_size_max=batch_size_max) if batching else None
@@ -291,9 +297,14 @@ class Ledger:
         return future
 
     def _execute_batch(self, submissions: Sequence[c.Submission]) -> list[Outcome | e.DomainError]:
+        commands = [s.command for s in submissions]
+        touches = Touches(
+            account_ids=sorted(set(_referenced_account_ids(commands))),
+            transfer_ids=sorted(_referenced_transfer_ids(commands)),
+        )
         results = run_serializable(
-            self.engine, lambda conn: self._apply(conn, submissions),
-            attempts_max=self._attempts_max,
+            self.engine, lambda conn: self._apply(conn, submissions, touches),
+            touches=touches, contention=self._contention, attempts_max=self._attempts_max,
         )
         metrics.batch_commands.observe(len(submissions))
         for submission, result in zip(submissions, results, strict=True):
@@ -304,14 +315,14 @@ class Ledger:
         return results
 
     def _apply(
-        self, connection: Connection, submissions: Sequence[c.Submission]
+        self, connection: Connection, submissions: Sequence[c.Submission], touches: Touches
     ) -> tuple[list[Outcome | e.DomainError], list[repository.Statement]]:
         commands = [s.command for s in submissions]
         state = repository.load_batch_state(
             connection,
             key_pairs=[(s.client_id, s.idempotency_key) for s in submissions],
-            transfer_ids=_referenced_transfer_ids(commands),
-            account_ids=_referenced_account_ids(commands),
+            transfer_ids=touches.transfer_ids,
+            account_ids=touches.account_ids,
         )
         needs_assets = any(isinstance(cmd, c.CreateAsset | c.OpenAccount) for cmd in commands)
         now = self._clock()

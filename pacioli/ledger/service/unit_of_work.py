@@ -13,7 +13,9 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
+from uuid import UUID
 
 from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine
@@ -21,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from pacioli.ledger.domain.errors import LedgerUnavailable
 from pacioli.ledger.service import metrics
+from pacioli.ledger.storage.pipeline import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -37,58 +40,129 @@ _RETRYABLE = {
 }
 
 
-class UnitOfWork:
-    """A SERIALIZABLE database transaction that rolls back unless committed."""
+# Writers queue on one advisory lock per account they touch before their snapshot is
+# taken (see `UnitOfWork`). Keys are hashed account ids, taken in ascending order so two
+# writers never deadlock; the seed keeps them apart from other applications' keys.
+_QUEUE_ON_ACCOUNTS_SQL = (
+    "SELECT count(pg_advisory_lock(lock_key)) FROM ("
+    "SELECT DISTINCT hashtextextended(account_id::text, 1346454345) AS lock_key FROM ("
+    "SELECT unnest(%b::uuid[]) AS account_id"
+    " UNION SELECT account_id FROM postings WHERE transfer_id = ANY(%b::uuid[])"
+    ") AS touched ORDER BY lock_key) AS ordered"
+)
+CONTENTION_WINDOW_S = 5.0
 
-    def __init__(self, engine: Engine) -> None:
+
+@dataclass(frozen=True, slots=True)
+class Touches:
+    """The accounts a batch will lock: named directly, or through the transfers it resolves."""
+
+    account_ids: list[UUID]
+    transfer_ids: list[UUID]
+
+
+class ContentionWindow:
+    """Remembers that writes recently conflicted, so the next ones queue instead of racing."""
+
+    def __init__(self, window_s: float = CONTENTION_WINDOW_S) -> None:
+        self._window_s = window_s
+        self._until = 0.0
+
+    def seen(self) -> None:
+        self._until = time.monotonic() + self._window_s
+
+    def active(self) -> bool:
+        return time.monotonic() < self._until
+
+
+class UnitOfWork:
+    """A SERIALIZABLE database transaction that rolls back unless committed.
+
+    With `queue_on`, the transaction first waits for session advisory locks on the
+    accounts it will touch, and only then begins. At SERIALIZABLE a writer that waits for
+    a row lock fails as soon as the holder commits (its snapshot predates that commit);
+    queueing before the snapshot is taken turns that failure into a plain wait. The
+    locks are released after COMMIT or ROLLBACK.
+    """
+
+    def __init__(self, engine: Engine, *, queue_on: Touches | None = None) -> None:
         self._engine = engine
+        self._queue_on = queue_on
+        self._holds_locks = False
         self.connection: Connection | None = None
 
     def __enter__(self) -> UnitOfWork:
         self.connection = self._engine.connect().execution_options(
             isolation_level="SERIALIZABLE"
         )
+        if self._queue_on is not None:
+            self._outside_transaction(
+                _QUEUE_ON_ACCOUNTS_SQL,
+                [self._queue_on.account_ids, self._queue_on.transfer_ids],
+            )
+            self._holds_locks = True
         self.connection.begin()
         return self
 
     def commit(self, statements: Sequence[tuple[str, list]] = ()) -> None:
         """Send `statements` and COMMIT together, in one pipeline (one round trip)."""
-        if not statements:
-            self.connection.commit()
-            return
-        driver_connection = self.connection.connection.driver_connection
-        with driver_connection.pipeline(), driver_connection.cursor() as cursor:
-            for sql, params in statements:
-                cursor.execute(sql, params)
-            # Committing the driver connection inside the pipeline queues COMMIT behind
-            # the writes; SQLAlchemy's commit below then finds nothing left to do.
-            driver_connection.commit()
+        if statements:
+            driver_connection = self.connection.connection.driver_connection
+            with pipeline(driver_connection), driver_connection.cursor() as cursor:
+                for sql, params in statements:
+                    cursor.execute(sql, params)
+                # Committing the driver connection inside the pipeline queues COMMIT
+                # behind the writes; SQLAlchemy's commit below finds nothing left to do.
+                driver_connection.commit()
         self.connection.commit()
+        self._release_locks()
 
     def __exit__(self, *exc_info) -> None:
         try:
             self.connection.rollback()  # a no-op after commit
+            self._release_locks()
         finally:
             self.connection.close()
+
+    def _release_locks(self) -> None:
+        if self._holds_locks:
+            self._outside_transaction("SELECT pg_advisory_unlock_all()", [])
+            self._holds_locks = False
+
+    def _outside_transaction(self, sql: str, params: list) -> None:
+        """Run one statement in autocommit, before or after the transaction proper."""
+        driver_connection = self.connection.connection.driver_connection
+        driver_connection.autocommit = True
+        try:
+            driver_connection.execute(sql, params)
+        finally:
+            driver_connection.autocommit = False
 
 
 def run_serializable(
     engine: Engine,
     work: Callable[[Connection], tuple[T, Sequence[tuple[str, list]]]],
     *,
+    touches: Touches | None = None,
+    contention: ContentionWindow | None = None,
     attempts_max: int = ATTEMPTS_MAX,
 ) -> T:
     """Run `work` in a SERIALIZABLE transaction and commit, retrying transient failures.
 
     `work` reads what it needs and returns its result and the write statements; the
-    writes are sent with the COMMIT (see `UnitOfWork.commit`).
+    writes are sent with the COMMIT (see `UnitOfWork.commit`). The first attempt runs
+    optimistically; a retry, or any attempt while `contention` is active, first queues on
+    the accounts in `touches` (see `UnitOfWork`), so hot accounts shared by several
+    processes make writers wait in line rather than fail over and over.
 
     Raises: LedgerUnavailable when the attempts run out; anything else `work` raises.
     """
     started = time.perf_counter()
+    contention = contention or ContentionWindow()
     for attempt in range(1, attempts_max + 1):
+        queue = touches is not None and (attempt > 1 or contention.active())
         try:
-            with UnitOfWork(engine) as uow:
+            with UnitOfWork(engine, queue_on=touches if queue else None) as uow:
                 result, statements = work(uow.connection)
                 uow.commit(statements)
             metrics.commits_total.inc()
@@ -100,6 +174,7 @@ def run_serializable(
             reason = _retry_reason(error)
             if reason is None:
                 raise
+            contention.seen()
             metrics.retries_total.labels(reason).inc()
             if attempt == attempts_max:
                 log.warning("ledger write gave up", extra={"reason": reason, "attempts": attempt})

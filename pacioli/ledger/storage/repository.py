@@ -30,6 +30,7 @@ from pacioli.ledger.domain.model import (
 )
 from pacioli.ledger.domain.money import Asset
 from pacioli.ledger.domain.state_machine import Effects, StoredKey
+from pacioli.ledger.storage.pipeline import pipeline
 from pacioli.ledger.storage.tables import assets, open_pending_transfers
 
 Statement = tuple[str, list]
@@ -102,7 +103,7 @@ def load_batch_state(
     transfer_ids = sorted(set(transfer_ids))
     account_ids = sorted(set(account_ids))
     driver_connection = connection.connection.driver_connection
-    with driver_connection.pipeline():
+    with pipeline(driver_connection):
         key_rows = _query(driver_connection, _LOAD_KEYS_SQL, [client_ids, keys])
         transfer_rows = posting_rows = None
         if transfer_ids:
@@ -153,7 +154,7 @@ def load_transfers(connection: Connection, ids: Iterable[UUID]) -> dict[UUID, Tr
     if not ids:
         return {}
     driver_connection = connection.connection.driver_connection
-    with driver_connection.pipeline():
+    with pipeline(driver_connection):
         transfer_rows = _query(driver_connection, _TRANSFERS_SQL, [ids])
         posting_rows = _query(driver_connection, _POSTINGS_OF_TRANSFERS_SQL, [ids])
     return _transfers_from_rows(transfer_rows, posting_rows)
