@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     log_format: str = "json"  # or "text"
     # Gather concurrent ledger commands into shared transactions (see docs/architecture.md).
     ledger_batch_size_max: int = 256
+    # Writer threads per process (see docs/architecture.md); 1 suits a 2-core machine.
+    ledger_writers: int = 1
 
 
 @lru_cache

@@ -60,7 +60,9 @@ class SchemaFactory:
     """Makes migrated, empty schemas on the test server and drops them afterwards."""
 
     def __init__(self, server_url: str) -> None:
-        self._admin: Engine = create_engine(sqlalchemy_url(server_url), isolation_level="AUTOCOMMIT")
+        self._admin: Engine = create_engine(
+            sqlalchemy_url(server_url), isolation_level="AUTOCOMMIT"
+        )
         self._server_url = server_url
         self._schemas: list[str] = []
 

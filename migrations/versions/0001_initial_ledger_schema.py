@@ -117,7 +117,6 @@ def upgrade() -> None:
     op.create_table('open_pending_transfers',
     sa.Column('transfer_id', sa.Uuid(), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['transfer_id'], ['transfers.id'], name=op.f('fk_open_pending_transfers_transfer_id_transfers')),
     sa.PrimaryKeyConstraint('transfer_id', name=op.f('pk_open_pending_transfers'))
     )
     op.create_index('ix_open_pending_transfers_expires_at', 'open_pending_transfers', ['expires_at'], unique=False)
@@ -138,8 +137,6 @@ def upgrade() -> None:
     sa.CheckConstraint("amount_minor > 0 OR (layer = 'pending' AND amount_minor < 0)", name=op.f('ck_postings_amount_sign')),
     sa.CheckConstraint("direction IN ('debit', 'credit')", name=op.f('ck_postings_direction')),
     sa.CheckConstraint("layer IN ('posted', 'pending')", name=op.f('ck_postings_layer')),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_postings_account_id_accounts')),
-    sa.ForeignKeyConstraint(['transfer_id'], ['transfers.id'], name=op.f('fk_postings_transfer_id_transfers')),
     sa.PrimaryKeyConstraint('account_id', 'account_seq', name=op.f('pk_postings'))
     )
     op.create_index('ix_postings_account_id_created_at', 'postings', ['account_id', 'created_at'], unique=False)

@@ -73,7 +73,9 @@ def _lifespan(engine: Engine, *, owned: bool):
             yield
             return
         app.state.ledger = Ledger(
-            engine, batch_size_max=get_settings().ledger_batch_size_max
+            engine,
+            batch_size_max=get_settings().ledger_batch_size_max,
+            writers=get_settings().ledger_writers,
         )
         try:
             yield

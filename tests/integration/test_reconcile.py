@@ -200,6 +200,30 @@ def test_a_transfer_without_postings_is_reported(fresh_engine):
     assert breaks_found(fresh_engine) == {("transfer_has_postings", str(empty))}
 
 
+def test_a_posting_whose_transfer_or_account_is_missing_is_reported(fresh_engine):
+    small = build_small_ledger(fresh_engine)
+    missing_account, missing_transfer = uuid.uuid4(), uuid.uuid4()
+    with fresh_engine.begin() as connection:
+        for leg_index, account_id in enumerate((small.alice, missing_account)):
+            connection.execute(
+                text(
+                    "INSERT INTO postings (account_id, account_seq, transfer_id, leg_index,"
+                    " asset_code, direction, layer, amount_minor, debits_posted_after,"
+                    " credits_posted_after, debits_pending_after, credits_pending_after,"
+                    " created_at) VALUES (:account_id, 1000, :transfer_id, :leg_index, 'USD',"
+                    " 'debit', 'posted', 1, 0, 0, 0, 0, now())"
+                ),
+                {"account_id": account_id, "transfer_id": missing_transfer,
+                 "leg_index": leg_index},
+            )
+    found = {(check, subject) for check, subject in breaks_found(fresh_engine)
+             if check == "posting_references_exist"}
+    assert found == {
+        ("posting_references_exist", f"{small.alice}#1000"),
+        ("posting_references_exist", f"{missing_account}#1000"),
+    }
+
+
 def test_a_posting_in_another_asset_than_its_account_is_reported(fresh_engine):
     small = build_small_ledger(fresh_engine)
     with Ledger(fresh_engine, batching=False) as ledger:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from pacioli.ledger.domain import commands as c
 from pacioli.ledger.domain import errors as e
@@ -40,6 +40,7 @@ from pacioli.ledger.service.unit_of_work import (
     ATTEMPTS_MAX,
     ContentionWindow,
     Touches,
+    UnitOfWork,
     run_serializable,
 )
 from pacioli.ledger.storage import reads, repository
@@ -50,6 +51,11 @@ T = TypeVar("T")
 
 DEFAULT_CLIENT_ID = "system"
 BATCH_SIZE_MAX = 256
+# Writer threads, each with its own connection: batches on disjoint accounts commit in
+# parallel (see Batcher). On a 2-core machine one is faster (measured: ~1,580 against
+# ~1,450 transfers/s with 32 callers), since Python and PostgreSQL share the cores;
+# more pay off where the database has cores of its own.
+WRITERS = 1
 PAGE_LIMIT_MAX = 500
 
 
@@ -65,7 +71,8 @@ class Ledger:
     """A double-entry ledger on one PostgreSQL database.
 
     `batching=False` runs each command in its own transaction on the caller's thread;
-    the default gathers concurrent commands into shared transactions on a writer thread.
+    the default gathers concurrent commands into shared transactions on `writers` writer
+    threads.
     `clock` returns the current instant (tests pass a fake one to reach deadlines).
     """
 
@@ -75,6 +82,7 @@ class Ledger:
         *,
         batching: bool = True,
         batch_size_max: int = BATCH_SIZE_MAX,
+        writers: int = WRITERS,
         attempts_max: int = ATTEMPTS_MAX,
         clock: Callable[[], datetime] | None = None,
         client_id: str = DEFAULT_CLIENT_ID,
@@ -85,7 +93,12 @@ class Ledger:
         self._contention = ContentionWindow()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._batcher: Batcher[c.Submission, Outcome | e.DomainError] | None = (
-            Batcher(self._execute_batch, batch_size_max=batch_size_max) if batching else None
+            Batcher(
+                self._execute_batch, footprint=_footprint, batch_size_max=batch_size_max,
+                writers=writers,
+            )
+            if batching
+            else None
         )
 
     def close(self) -> None:
@@ -303,7 +316,7 @@ class Ledger:
             transfer_ids=sorted(_referenced_transfer_ids(commands)),
         )
         results = run_serializable(
-            self.engine, lambda conn: self._apply(conn, submissions, touches),
+            self.engine, lambda uow: self._apply(uow, submissions, touches),
             touches=touches, contention=self._contention, attempts_max=self._attempts_max,
         )
         metrics.batch_commands.observe(len(submissions))
@@ -315,22 +328,25 @@ class Ledger:
         return results
 
     def _apply(
-        self, connection: Connection, submissions: Sequence[c.Submission], touches: Touches
+        self, uow: UnitOfWork, submissions: Sequence[c.Submission], touches: Touches
     ) -> tuple[list[Outcome | e.DomainError], list[repository.Statement]]:
+        key_pairs = [(s.client_id, s.idempotency_key) for s in submissions]
+        keys = uow.read_outside(lambda driver: repository.load_keys(driver, key_pairs))
+        if all(pair in keys for pair in key_pairs):
+            # Replays only: the answers are stored; no transaction is needed.
+            return [_replay(s, keys) for s in submissions], []
+        uow.begin()
         commands = [s.command for s in submissions]
         state = repository.load_batch_state(
-            connection,
-            key_pairs=[(s.client_id, s.idempotency_key) for s in submissions],
-            transfer_ids=touches.transfer_ids,
-            account_ids=touches.account_ids,
+            uow.connection, transfer_ids=touches.transfer_ids, account_ids=touches.account_ids
         )
         needs_assets = any(isinstance(cmd, c.CreateAsset | c.OpenAccount) for cmd in commands)
         now = self._clock()
         machine = StateMachine(
-            assets=repository.load_assets(connection) if needs_assets else {},
+            assets=repository.load_assets(uow.connection) if needs_assets else {},
             accounts=state.accounts,
             transfers=state.transfers,
-            keys=state.keys,
+            keys=keys,
             now=now,
             new_id=uuid7,
         )
@@ -434,6 +450,18 @@ def _page(limit: int) -> int:
     if not 1 <= limit <= PAGE_LIMIT_MAX:
         raise e.InvalidCommand(f"limit must be from 1 to {PAGE_LIMIT_MAX}")
     return limit
+
+
+def _replay(submission: c.Submission, keys) -> Outcome | e.DomainError:
+    """A submission whose key is stored: the state machine's rule, without its state."""
+    machine = StateMachine(
+        assets={}, accounts={}, transfers={}, keys=keys, now=datetime.now(UTC), new_id=uuid7
+    )
+    return machine.apply(submission)
+
+
+def _footprint(submission: c.Submission) -> frozenset[UUID]:
+    return frozenset(_referenced_account_ids([submission.command]))
 
 
 def _referenced_transfer_ids(commands: Iterable[c.Command]) -> set[UUID]:

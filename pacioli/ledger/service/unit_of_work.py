@@ -101,11 +101,26 @@ class UnitOfWork:
                 [self._queue_on.account_ids, self._queue_on.transfer_ids],
             )
             self._holds_locks = True
-        self.connection.begin()
         return self
 
+    def read_outside(self, read: Callable[[object], T]) -> T:
+        """Run `read(driver_connection)` in autocommit, before the transaction begins."""
+        driver_connection = self.connection.connection.driver_connection
+        driver_connection.autocommit = True
+        try:
+            return read(driver_connection)
+        finally:
+            driver_connection.autocommit = False
+
+    def begin(self) -> None:
+        """Begin the SERIALIZABLE transaction (its snapshot comes with its first query)."""
+        self.connection.begin()
+
     def commit(self, statements: Sequence[tuple[str, list]] = ()) -> None:
-        """Send `statements` and COMMIT together, in one pipeline (one round trip)."""
+        """Send `statements` and COMMIT together, in one pipeline (one round trip).
+
+        Without a transaction begun (a batch of replays only), there is nothing to send.
+        """
         if statements:
             driver_connection = self.connection.connection.driver_connection
             with pipeline(driver_connection), driver_connection.cursor() as cursor:
@@ -131,17 +146,12 @@ class UnitOfWork:
 
     def _outside_transaction(self, sql: str, params: list) -> None:
         """Run one statement in autocommit, before or after the transaction proper."""
-        driver_connection = self.connection.connection.driver_connection
-        driver_connection.autocommit = True
-        try:
-            driver_connection.execute(sql, params)
-        finally:
-            driver_connection.autocommit = False
+        self.read_outside(lambda driver_connection: driver_connection.execute(sql, params))
 
 
 def run_serializable(
     engine: Engine,
-    work: Callable[[Connection], tuple[T, Sequence[tuple[str, list]]]],
+    work: Callable[[UnitOfWork], tuple[T, Sequence[tuple[str, list]]]],
     *,
     touches: Touches | None = None,
     contention: ContentionWindow | None = None,
@@ -149,11 +159,13 @@ def run_serializable(
 ) -> T:
     """Run `work` in a SERIALIZABLE transaction and commit, retrying transient failures.
 
-    `work` reads what it needs and returns its result and the write statements; the
-    writes are sent with the COMMIT (see `UnitOfWork.commit`). The first attempt runs
-    optimistically; a retry, or any attempt while `contention` is active, first queues on
-    the accounts in `touches` (see `UnitOfWork`), so hot accounts shared by several
-    processes make writers wait in line rather than fail over and over.
+    `work` may read outside the transaction (`uow.read_outside`), begins it
+    (`uow.begin()`), reads what it needs and returns its result and the write
+    statements; the writes are sent with the COMMIT (see `UnitOfWork.commit`).
+
+    The first attempt runs optimistically; a retry, or any attempt while `contention` is
+    active, first queues on the accounts in `touches` (see `UnitOfWork`), so hot accounts
+    shared by several processes make writers wait in line rather than fail over and over.
 
     Raises: LedgerUnavailable when the attempts run out; anything else `work` raises.
     """
@@ -163,7 +175,7 @@ def run_serializable(
         queue = touches is not None and (attempt > 1 or contention.active())
         try:
             with UnitOfWork(engine, queue_on=touches if queue else None) as uow:
-                result, statements = work(uow.connection)
+                result, statements = work(uow)
                 uow.commit(statements)
             metrics.commits_total.inc()
             metrics.commit_seconds.observe(time.perf_counter() - started)
@@ -174,13 +186,26 @@ def run_serializable(
             reason = _retry_reason(error)
             if reason is None:
                 raise
-            contention.seen()
+            if _is_row_conflict(error):
+                contention.seen()
             metrics.retries_total.labels(reason).inc()
             if attempt == attempts_max:
                 log.warning("ledger write gave up", extra={"reason": reason, "attempts": attempt})
                 raise LedgerUnavailable(f"the ledger is busy ({reason}); try again") from error
             time.sleep(random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt)))
     raise AssertionError("unreachable")
+
+
+def _is_row_conflict(error: Exception) -> bool:
+    """A conflict over a row (another writer updated it), which queueing avoids.
+
+    SERIALIZABLE also fails transactions over read/write dependencies it tracks by page;
+    those share SQLSTATE 40001 but not this message, and queueing would not help them.
+    """
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    return isinstance(cause, pg_errors.SerializationFailure) and "concurrent update" in str(
+        cause
+    ) or isinstance(cause, pg_errors.DeadlockDetected)
 
 
 def _retry_reason(error: Exception) -> str | None:

@@ -40,6 +40,8 @@ CHECKS: tuple[Check, ...] = (
     Check("transfer_balanced", "transfers",
           "debits equal credits per transfer, asset and layer"),
     Check("transfer_has_postings", "transfers", "every transfer has at least two postings"),
+    Check("posting_references_exist", "postings",
+          "every posting's transfer and account exist (postings carry no foreign keys)"),
     Check("posting_asset_matches_account", "postings",
           "every posting is in its account's asset"),
     Check("account_balances_match_postings", "accounts",
@@ -88,6 +90,7 @@ def find_breaks(connection: Connection, *, subjects_max: int) -> Findings:
     findings = Findings()
     for sql, to_breaks in (
         (_TRANSFERS_SQL, _transfer_breaks),
+        (_ORPHAN_POSTINGS_SQL, _orphan_posting_breaks),
         (_ACCOUNTS_SQL, _account_breaks),
         (_OPEN_HOLDS_SQL, _open_hold_breaks),
         (_PENDING_RESOLUTIONS_SQL, _resolution_breaks),
@@ -128,6 +131,19 @@ FROM transfers t
 LEFT JOIN per_transfer pt ON pt.transfer_id = t.id
 WHERE coalesce(pt.posting_count, 0) < 2 OR pt.unbalanced IS NOT NULL
 ORDER BY t.id
+LIMIT :limit
+"""
+
+# Postings whose transfer or account is missing: the schema leaves postings without
+# foreign keys (see tables.py), so this check stands in for them.
+_ORPHAN_POSTINGS_SQL = """
+SELECT p.account_id, p.account_seq, p.transfer_id,
+       a.id IS NOT NULL AS account_exists, t.id IS NOT NULL AS transfer_exists
+FROM postings p
+LEFT JOIN accounts a ON a.id = p.account_id
+LEFT JOIN transfers t ON t.id = p.transfer_id
+WHERE a.id IS NULL OR t.id IS NULL
+ORDER BY p.account_id, p.account_seq
 LIMIT :limit
 """
 
@@ -310,6 +326,14 @@ def _transfer_breaks(row) -> list[Break]:
     if row.unbalanced is not None:
         breaks.append(Break("transfer_balanced", subject, row.unbalanced))
     return breaks
+
+
+def _orphan_posting_breaks(row) -> list[Break]:
+    missing = [name for name, exists in (("account", row.account_exists),
+                                         ("transfer", row.transfer_exists)) if not exists]
+    detail = (f"posting {row.account_seq} of account {row.account_id} (transfer"
+              f" {row.transfer_id}) names a missing {' and '.join(missing)}")
+    return [Break("posting_references_exist", f"{row.account_id}#{row.account_seq}", detail)]
 
 
 def _account_breaks(row) -> list[Break]:

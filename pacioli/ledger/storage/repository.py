@@ -82,41 +82,45 @@ _LOCK_ACCOUNTS_SQL = (
 class BatchState:
     """What one batch needs before the state machine runs, read under lock."""
 
-    keys: dict[tuple[str, str], StoredKey]
     transfers: dict[UUID, Transfer]
     accounts: dict[UUID, AccountState]
 
 
-def load_batch_state(
-    connection: Connection,
-    *,
-    key_pairs: Iterable[tuple[str, str]],
-    transfer_ids: Iterable[UUID],
-    account_ids: Iterable[UUID],
-) -> BatchState:
-    """Read the batch's idempotency keys and referenced transfers, and lock its accounts.
+def load_keys(
+    driver_connection, key_pairs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], StoredKey]:
+    """The stored idempotency keys among `key_pairs`.
 
-    All in one round trip: the queries go in one pipeline. Accounts of commands that turn
-    out to be replays get locked too; that costs less than a second round trip.
+    Read outside the batch's SERIALIZABLE transaction, on purpose: inside it, every batch
+    would hold predicate locks on the key index pages the other batches insert into, and
+    concurrent batches would abort each other. The unique index on the keys is what
+    guarantees at-most-once; this read only finds the replays early.
     """
     client_ids, keys = _columns(list(dict.fromkeys(key_pairs))) or ([], [])
+    with driver_connection.cursor(row_factory=namedtuple_row) as cursor:
+        rows = cursor.execute(_LOAD_KEYS_SQL, [client_ids, keys]).fetchall()
+    return {
+        (row.client_id, row.key): StoredKey(
+            bytes(row.request_hash), row.command_type, tuple(row.result_refs)
+        )
+        for row in rows
+    }
+
+
+def load_batch_state(
+    connection: Connection, *, transfer_ids: Iterable[UUID], account_ids: Iterable[UUID]
+) -> BatchState:
+    """Read the batch's referenced transfers and lock its accounts, in one round trip."""
     transfer_ids = sorted(set(transfer_ids))
     account_ids = sorted(set(account_ids))
     driver_connection = connection.connection.driver_connection
     with pipeline(driver_connection):
-        key_rows = _query(driver_connection, _LOAD_KEYS_SQL, [client_ids, keys])
         transfer_rows = posting_rows = None
         if transfer_ids:
             transfer_rows = _query(driver_connection, _TRANSFERS_SQL, [transfer_ids])
             posting_rows = _query(driver_connection, _POSTINGS_OF_TRANSFERS_SQL, [transfer_ids])
         account_rows = _query(driver_connection, _LOCK_ACCOUNTS_SQL, [account_ids, transfer_ids])
     return BatchState(
-        keys={
-            (row.client_id, row.key): StoredKey(
-                bytes(row.request_hash), row.command_type, tuple(row.result_refs)
-            )
-            for row in key_rows.fetchall()
-        },
         transfers=_transfers_from_rows(transfer_rows, posting_rows) if transfer_ids else {},
         accounts={row.id: account_state_from_row(row) for row in account_rows.fetchall()},
     )

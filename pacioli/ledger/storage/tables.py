@@ -157,9 +157,14 @@ transfers = Table(
 postings = Table(
     "postings",
     metadata,
-    Column("account_id", Uuid, ForeignKey("accounts.id"), primary_key=True),
+    # No foreign keys on postings (nor on open_pending_transfers): the write path inserts
+    # them with their transfer, under their account's lock. A key check would read the
+    # transfers index at its right edge, where every batch inserts, and at SERIALIZABLE
+    # those reads make concurrent batches abort each other; it would also cost a lookup
+    # per posting. `pacioli reconcile ledger` checks that every reference resolves.
+    Column("account_id", Uuid, primary_key=True),
     Column("account_seq", BigInteger, primary_key=True),
-    Column("transfer_id", Uuid, ForeignKey("transfers.id"), nullable=False),
+    Column("transfer_id", Uuid, nullable=False),
     Column("leg_index", SmallInteger, nullable=False),
     # No foreign key: the asset is the account's (checked by `pacioli reconcile ledger`);
     # a per-row key check here would cost every posting.
@@ -186,7 +191,7 @@ postings = Table(
 open_pending_transfers = Table(
     "open_pending_transfers",
     metadata,
-    Column("transfer_id", Uuid, ForeignKey("transfers.id"), primary_key=True),
+    Column("transfer_id", Uuid, primary_key=True),
     _timestamp("expires_at", nullable=True),
     Index("ix_open_pending_transfers_expires_at", "expires_at"),
 )
