@@ -62,13 +62,11 @@ class InvalidRequest(ApiError):
     title = "The request is invalid"
 
 
-# Looked up along the exception's MRO, so the most specific entry wins: an unknown asset
-# is named in a request body (never in a path), hence 422 rather than NotFound's 404.
+# Looked up along the exception's MRO, so the most specific entry wins.
 PROBLEM_STATUS: dict[type[Exception], int] = {
     Unauthorized: 401,
     ApiError: 422,
     RequestValidationError: 422,
-    e.UnknownAsset: 422,
     e.InvalidCommand: 422,
     e.NotFound: 404,
     e.Rejected: 422,

@@ -25,6 +25,8 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
+from pacioli.ledger.domain.errors import LedgerUnavailable
+
 log = logging.getLogger(__name__)
 
 In = TypeVar("In")
@@ -36,8 +38,8 @@ QUEUE_LENGTH_MAX = 100_000
 SCAN_LENGTH_MAX = 4096
 
 
-class QueueFull(Exception):
-    """Too many commands are waiting for the ledger's writers."""
+class QueueFull(LedgerUnavailable):
+    """Too many commands are waiting for the ledger's writers; try again later."""
 
 
 class Batcher(Generic[In, Out]):
