@@ -36,6 +36,9 @@ QUEUE_LENGTH_MAX = 100_000
 # How far down the queue a writer looks for commands it may take: keeps a take cheap
 # when many commands wait on a busy account.
 SCAN_LENGTH_MAX = 4096
+# The most accounts (summed over its commands' footprints) one batch may name: linked
+# batches of a hundred transfers each must not pile up into one enormous transaction.
+BATCH_WEIGHT_MAX = 4096
 
 
 class QueueFull(LedgerUnavailable):
@@ -129,18 +132,22 @@ class Batcher(Generic[In, Out]):
         taken: list = []
         kept: list = []
         blocked: set = set()
-        scanned = 0
+        scanned = weight = 0
         while self._waiting and len(taken) < self._batch_size_max and (
             scanned < SCAN_LENGTH_MAX
         ):
             entry = self._waiting.popleft()
             scanned += 1
             footprint = entry[2]
+            if taken and weight + len(footprint) > BATCH_WEIGHT_MAX:
+                self._waiting.appendleft(entry)
+                break
             if any(a in self._busy or a in blocked for a in footprint):
                 blocked.update(footprint)
                 kept.append(entry)
             else:
                 taken.append(entry)
+                weight += len(footprint)
         self._waiting.extendleft(reversed(kept))
         return taken
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -332,9 +332,10 @@ class Ledger:
     ) -> tuple[list[Outcome | e.DomainError], list[repository.Statement]]:
         key_pairs = [(s.client_id, s.idempotency_key) for s in submissions]
         keys = uow.read_outside(lambda driver: repository.load_keys(driver, key_pairs))
+        replayed = self._replayed_transfers(uow, submissions, keys)
         if all(pair in keys for pair in key_pairs):
             # Replays only: the answers are stored; no transaction is needed.
-            return [_replay(s, keys) for s in submissions], []
+            return [_with_transfers(_replay(s, keys), replayed) for s in submissions], []
         uow.begin()
         commands = [s.command for s in submissions]
         state = repository.load_batch_state(
@@ -350,8 +351,28 @@ class Ledger:
             now=now,
             new_id=uuid7,
         )
-        results = [machine.apply(s) for s in submissions]
+        results = [_with_transfers(machine.apply(s), replayed) for s in submissions]
         return results, repository.effect_statements(machine.effects, machine.accounts, now)
+
+    @staticmethod
+    def _replayed_transfers(
+        uow: UnitOfWork, submissions: Sequence[c.Submission], keys
+    ) -> dict[UUID, Transfer]:
+        """The stored transfers that this batch's replays answer with, read in one go.
+
+        Read here, by the writer, rather than by each caller on a connection of its own.
+        """
+        refs = [
+            UUID(ref)
+            for s in submissions
+            if (stored := keys.get((s.client_id, s.idempotency_key))) is not None
+            and stored.request_hash == s.request_hash
+            and stored.command_type in _TRANSFER_COMMAND_TYPES
+            for ref in stored.result_refs
+        ]
+        if not refs:
+            return {}
+        return uow.read_outside(lambda driver: repository.load_transfers_on(driver, refs))
 
     # Turning outcomes into results (replays are read back from the database).
 
@@ -450,6 +471,23 @@ def _page(limit: int) -> int:
     if not 1 <= limit <= PAGE_LIMIT_MAX:
         raise e.InvalidCommand(f"limit must be from 1 to {PAGE_LIMIT_MAX}")
     return limit
+
+
+_TRANSFER_COMMAND_TYPES = frozenset(
+    {"CreateTransfers", "PostPending", "VoidPending", "ExpirePending", "ReverseTransfer"}
+)
+
+
+def _with_transfers(
+    result: Outcome | e.DomainError, replayed: dict[UUID, Transfer]
+) -> Outcome | e.DomainError:
+    """A replayed outcome with its stored transfers attached, when the writer read them."""
+    if not isinstance(result, Outcome) or not result.replayed or not replayed:
+        return result
+    transfers = tuple(replayed.get(UUID(ref)) for ref in result.result_refs)
+    if result.command_type not in _TRANSFER_COMMAND_TYPES or None in transfers:
+        return result
+    return replace(result, transfers=transfers)
 
 
 def _replay(submission: c.Submission, keys) -> Outcome | e.DomainError:

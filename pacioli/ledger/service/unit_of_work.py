@@ -126,9 +126,11 @@ class UnitOfWork:
             with pipeline(driver_connection), driver_connection.cursor() as cursor:
                 for sql, params in statements:
                     cursor.execute(sql, params)
-                # Committing the driver connection inside the pipeline queues COMMIT
-                # behind the writes; SQLAlchemy's commit below finds nothing left to do.
-                driver_connection.commit()
+                # COMMIT goes as a statement, so the pipeline's exit flushes and collects
+                # everything: `connection.commit()` inside a pipeline waited for its result
+                # with large writes still unsent and hung (psycopg issue 685's kind).
+                # SQLAlchemy's commit below then finds the connection idle: a no-op.
+                cursor.execute("COMMIT")
         self.connection.commit()
         self._release_locks()
 

@@ -154,10 +154,14 @@ def account_state_from_row(row) -> AccountState:
 
 def load_transfers(connection: Connection, ids: Iterable[UUID]) -> dict[UUID, Transfer]:
     """Transfers with their postings, and what resolved or reversed them, by id."""
+    return load_transfers_on(connection.connection.driver_connection, ids)
+
+
+def load_transfers_on(driver_connection, ids: Iterable[UUID]) -> dict[UUID, Transfer]:
+    """`load_transfers` on a psycopg connection (the writer reads replays with it)."""
     ids = sorted(set(ids))
     if not ids:
         return {}
-    driver_connection = connection.connection.driver_connection
     with pipeline(driver_connection):
         transfer_rows = _query(driver_connection, _TRANSFERS_SQL, [ids])
         posting_rows = _query(driver_connection, _POSTINGS_OF_TRANSFERS_SQL, [ids])
