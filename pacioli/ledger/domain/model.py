@@ -44,11 +44,6 @@ class TransferKind(enum.StrEnum):
     REVERSAL = "reversal"  # undoes the posted funds of an earlier transfer
 
 
-RESOLUTION_KINDS = frozenset(
-    {TransferKind.POST_PENDING, TransferKind.VOID_PENDING, TransferKind.EXPIRE_PENDING}
-)
-
-
 class PendingStatus(enum.StrEnum):
     PENDING = "pending"
     POSTED = "posted"
