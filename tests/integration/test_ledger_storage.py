@@ -236,3 +236,17 @@ def test_an_eth_amount_above_2_to_the_64_is_stored_exactly(ledger, new_key):
     assert tuple(posted) == (str(amount), str(amount))
     read_back = ledger.get_account(wallet).balances.credits_posted
     assert read_back == amount and type(read_back) is int
+
+
+# Query plans.
+
+
+def test_every_connection_plans_each_execution_for_its_parameters(engine):
+    """A generic plan cached while the tables were empty would scan them on every batch."""
+    with engine.connect() as connection:
+        assert connection.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+        connection.rollback()
+        connection.execute(text("SET LOCAL statement_timeout = '5s'"))
+        # Still set after a transaction ended: it is a session setting, not a local one.
+        connection.commit()
+        assert connection.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"

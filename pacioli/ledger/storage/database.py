@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
 
     Writes ask for SERIALIZABLE on their own connection (see ledger.service.unit_of_work).
     """
-    return create_engine(
+    engine = create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -39,6 +39,23 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         pool_pre_ping=False,
         echo=echo,
     )
+    event.listen(engine, "connect", _plan_every_execution)
+    return engine
+
+
+def _plan_every_execution(driver_connection, _connection_record) -> None:
+    """Plan each execution of a prepared statement for its own parameters.
+
+    psycopg prepares the statements the ledger repeats, and PostgreSQL may then settle
+    on one generic plan, made while the tables were still small, and keep it until
+    autovacuum next analyzes them: on a new database that was a sequential scan of the
+    idempotency keys for every batch (measured: 60 million rows read in a 30 s bench,
+    and the writer's key lookup at 5 ms instead of 1). Planning per execution costs a
+    few tens of microseconds per statement and always sees the tables as they are.
+    """
+    with driver_connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    driver_connection.commit()
 
 
 def start_embedded(data_dir: Path) -> str:
