@@ -24,6 +24,19 @@ class Settings(BaseSettings):
     # Writer threads per process (see docs/architecture.md); 1 suits a 2-core machine.
     ledger_writers: int = 1
 
+    # Identity (see docs/users.md).
+    # How long a user's bearer token lives after login.
+    session_ttl_seconds: int = 24 * 3600
+    # argon2id parameters (argon2-cffi's defaults: RFC 9106's low-memory profile). A
+    # login rehashes a password stored with other parameters.
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65536
+    password_hash_parallelism: int = 4
+    # Withdrawals above this many minor units of their asset need a TOTP code.
+    second_factor_threshold_minor: int = 100_000
+    # At most this long may an old merchant key keep working after a rotation.
+    api_key_rotation_grace_seconds_max: int = 7 * 24 * 3600
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -8,17 +8,34 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from argon2 import PasswordHasher
 from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
 from pacioli.api.deps import AdminKeyCache, admin_client
 from pacioli.api.errors import install_error_handlers
 from pacioli.api.observability import RequestObservability
-from pacioli.api.routes import accounts, assets, health, transfers
+from pacioli.api.routes import (
+    accounts,
+    assets,
+    bills,
+    funding,
+    fx,
+    gateways,
+    health,
+    history,
+    merchants,
+    offers,
+    p2p,
+    qr,
+    transfers,
+    users,
+)
 from pacioli.api.schemas.money import AssetScales
 from pacioli.api.schemas.problems import ProblemPublic
 from pacioli.config import get_settings
 from pacioli.ledger import Ledger
+from pacioli.payments import users as users_service
 
 API_VERSION = "0.1.0"
 
@@ -30,39 +47,63 @@ _PROBLEM = {
     },
 }
 PROBLEM_RESPONSES = {
-    401: {**_PROBLEM, "description": "No valid admin key (code unauthorized)."},
+    401: {**_PROBLEM, "description": "No valid credentials (code unauthorized)."},
     404: {**_PROBLEM, "description": "Not found (account_not_found, transfer_not_found)."},
     409: {**_PROBLEM, "description": "Conflict (idempotency_key_reused, state conflicts)."},
     422: {**_PROBLEM, "description": "Invalid or refused (validation_error, invalid_amount, "
           "unknown_asset, insufficient_funds, account_frozen ...)."},
     503: {**_PROBLEM, "description": "The ledger is busy; retry after Retry-After seconds."},
 }
+IDENTITY_RESPONSES = {
+    **PROBLEM_RESPONSES,
+    403: {**_PROBLEM, "description": "Known caller, refused action (second_factor_required, "
+          "invalid_second_factor, merchant_not_approved)."},
+}
 
 
-def create_app(engine: Engine, *, ledger: Ledger | None = None) -> FastAPI:
+def create_app(
+    engine: Engine,
+    *,
+    ledger: Ledger | None = None,
+    password_hasher: PasswordHasher | None = None,
+) -> FastAPI:
     """The HTTP API over `ledger`, or over a Ledger of its own on `engine`.
 
     A ledger passed in belongs to the caller, who closes it; without one, the app opens
     a Ledger at startup and closes it at shutdown (so run it with its lifespan).
+    `password_hasher` defaults to argon2id with the configured parameters (tests pass a
+    cheaper one).
     """
     app = FastAPI(
         title="Pacioli",
         version=API_VERSION,
         description="A double-entry ledger: assets, accounts, transfers, holds and balances. "
         "Amounts are decimal strings in major units with a currency.",
-        lifespan=_lifespan(engine, owned=ledger is None),
+        # The funding flows' callback handlers are registered while the app runs.
+        lifespan=funding.with_funding_handlers(_lifespan(engine, owned=ledger is None)),
     )
     app.state.engine = engine
     app.state.ledger = ledger
     app.state.asset_scales = AssetScales(lambda: app.state.ledger.list_assets())
     app.state.admin_keys = AdminKeyCache(engine)
+    app.state.password_hasher = password_hasher or users_service.password_hasher()
     install_error_handlers(app)
     app.add_middleware(RequestObservability)
     app.include_router(health.router)
+    # Gateway callbacks prove themselves with a signature, not a key.
+    app.include_router(gateways.router)
     for resource in (assets, accounts, transfers):
         app.include_router(
             resource.router, dependencies=[Depends(admin_client)], responses=PROBLEM_RESPONSES
         )
+    for resource in (users, merchants):
+        app.include_router(resource.router, responses=IDENTITY_RESPONSES)
+    for flow in (p2p, fx, qr):
+        app.include_router(flow.router, responses=PROBLEM_RESPONSES)
+    app.include_router(bills.router, responses=PROBLEM_RESPONSES)
+    app.include_router(funding.router, responses=IDENTITY_RESPONSES)
+    app.include_router(offers.router, responses=PROBLEM_RESPONSES)
+    app.include_router(history.router, responses=PROBLEM_RESPONSES)
     return app
 
 

@@ -136,6 +136,14 @@ def idempotent_write(
     ] = None,
 ) -> Write:
     """Raises: IdempotencyKeyRequired, InvalidIdempotencyKey."""
+    return Write(client_id, checked_idempotency_key(idempotency_key), response)
+
+
+def checked_idempotency_key(idempotency_key: str | None) -> str:
+    """The Idempotency-Key header's value, present and within its length limit.
+
+    Raises: IdempotencyKeyRequired, InvalidIdempotencyKey.
+    """
     if not idempotency_key:
         raise IdempotencyKeyRequired("write requests need an Idempotency-Key header")
     if len(idempotency_key) > IDEMPOTENCY_KEY_LENGTH_MAX:
@@ -143,7 +151,7 @@ def idempotent_write(
             f"the Idempotency-Key header has {len(idempotency_key)} characters;"
             f" the limit is {IDEMPOTENCY_KEY_LENGTH_MAX}"
         )
-    return Write(client_id, idempotency_key, response)
+    return idempotency_key
 
 
 IdempotentWrite = Annotated[Write, Depends(idempotent_write)]

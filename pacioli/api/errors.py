@@ -15,7 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pacioli.gateways import base as gw
 from pacioli.ledger.domain import errors as e
+from pacioli.payments import identity_errors as identity
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ class ApiError(Exception):
 
 
 class Unauthorized(ApiError):
-    """The request carries no valid admin key."""
+    """The request carries no valid credentials (admin key, user token or merchant key)."""
 
     code = "unauthorized"
     title = "Authentication required"
@@ -66,6 +68,8 @@ class InvalidRequest(ApiError):
 PROBLEM_STATUS: dict[type[Exception], int] = {
     Unauthorized: 401,
     ApiError: 422,
+    identity.AuthenticationFailed: 401,
+    identity.Forbidden: 403,
     RequestValidationError: 422,
     e.InvalidCommand: 422,
     e.NotFound: 404,
@@ -73,6 +77,11 @@ PROBLEM_STATUS: dict[type[Exception], int] = {
     e.Conflict: 409,
     e.DomainError: 422,  # a rejection outside the four families is still not a 500
     e.LedgerUnavailable: 503,
+    gw.GatewayError: 502,  # an upstream processor failed
+    gw.GatewayRejected: 422,
+    gw.GatewayNotFound: 404,
+    gw.GatewayConflict: 409,
+    gw.InvalidSignature: 401,
 }
 
 _TITLES = {
@@ -125,7 +134,7 @@ def _title_of(error: Exception) -> str:
 def _known_error(_request: Request, error: Exception) -> JSONResponse:
     status = status_for(error)
     headers = {}
-    if isinstance(error, Unauthorized):
+    if isinstance(error, Unauthorized | identity.AuthenticationFailed):
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(error, e.LedgerUnavailable):
         headers["Retry-After"] = str(error.retry_after_s)

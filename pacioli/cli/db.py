@@ -12,7 +12,7 @@ app = typer.Typer(no_args_is_help=True, help="Migrate the database or show its U
 
 @app.command("upgrade")
 def upgrade() -> None:
-    """Bring the schema up to date (alembic migrations to head)."""
+    """Bring the schema up to date (alembic migrations to the head of every branch)."""
     with open_engine(migrate=True) as engine:
         console.print(f"Schema up to date on {displayed_url(engine)}.")
 

@@ -10,9 +10,10 @@ import uvicorn
 from rich.table import Table
 
 from pacioli.api.observability import configure_logging
-from pacioli.cli import admin, db, ledger, reconcile
+from pacioli.cli import admin, db, ledger, qr, reconcile
 from pacioli.cli.common import console, displayed_url, open_engine
 from pacioli.cli.demo import DemoResult, run_demo
+from pacioli.cli.demo_payments import DEMO_PASSWORD, PaymentsDemoResult, run_payments_demo
 from pacioli.config import get_settings
 from pacioli.ledger import Ledger, format_minor
 from pacioli.ledger.service.reconcile import check_ledger
@@ -26,6 +27,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(reconcile.app, name="reconcile")
+app.add_typer(qr.app, name="qr")
 
 
 class LogFormat(enum.StrEnum):
@@ -89,11 +91,29 @@ def demo() -> None:
     with open_engine(migrate=True) as engine:
         with Ledger(engine) as book:
             result = run_demo(book)
+            payments = run_payments_demo(engine, book)
         print_demo(result)
+        print_payments_demo(payments)
         report = check_ledger(engine)
     reconcile.print_report(report)
     if not report.clean:
         raise typer.Exit(reconcile.EXIT_BREAKS)
+
+
+def print_payments_demo(result: PaymentsDemoResult) -> None:
+    console.print("Payments demo:")
+    for line in result.story:
+        console.print(f"  {line}")
+    table = Table(title="Wallets and merchant balances", title_justify="left")
+    for column in ("Owner", "Currency"):
+        table.add_column(column)
+    table.add_column("Available", justify="right")
+    for balance in result.balances:
+        table.add_row(balance.owner, balance.currency,
+                      format_minor(balance.available_minor, balance.scale))
+    console.print(table)
+    console.print(f"Log in to the API as {' or '.join(result.logins)}"
+                  f" with the password {DEMO_PASSWORD!r}.")
 
 
 def print_demo(result: DemoResult) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -94,6 +96,127 @@ def move_body(
     }
 
 
+class UserApi:
+    """An HTTP client of the API acting as one signed-up, logged-in user."""
+
+    def __init__(
+        self, client: TestClient, user: dict, token: str, *, email: str, password: str
+    ) -> None:
+        self.client = client
+        self.user = user
+        self.id: str = user["id"]
+        self.token = token
+        self.email = email
+        self.password = password
+
+    def headers(self, key: str | None = None, **extra: str) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.token}", **extra}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return headers
+
+    def get(self, path: str, params: Any = None) -> httpx.Response:
+        return self.client.get(path, params=params, headers=self.headers())
+
+    def post(
+        self, path: str, body: Any = None, *, key: str | None = None, **headers: str
+    ) -> httpx.Response:
+        key = key if key is not None else uuid.uuid4().hex
+        return self.client.post(path, json=body, headers=self.headers(key, **headers))
+
+    def put(self, path: str, body: Any = None, **headers: str) -> httpx.Response:
+        return self.client.put(path, json=body, headers=self.headers(**headers))
+
+    def delete(self, path: str) -> httpx.Response:
+        return self.client.delete(path, headers=self.headers())
+
+
+PASSWORD = "correct horse battery"
+
+
+def sign_up(client: TestClient, **fields: Any) -> httpx.Response:
+    """POST /v1/users with a fresh Idempotency-Key."""
+    return client.post(
+        "/v1/users", json=fields, headers={"Idempotency-Key": uuid.uuid4().hex}
+    )
+
+
+def log_in(client: TestClient, password: str = PASSWORD, **login: str) -> httpx.Response:
+    return client.post("/v1/sessions", json={**login, "password": password})
+
+
+def signed_up_user(client: TestClient, **fields: Any) -> UserApi:
+    """A new user with a unique email address, logged in."""
+    email = fields.pop("email", f"user-{uuid.uuid4().hex[:12]}@example.com")
+    password = fields.pop("password", PASSWORD)
+    response = sign_up(client, email=email, password=password, **fields)
+    assert response.status_code == 201, response.text
+    session = log_in(client, password, email=email)
+    assert session.status_code == 201, session.text
+    return UserApi(
+        client, response.json(), session.json()["token"], email=email, password=password
+    )
+
+
+class MerchantApi:
+    """An HTTP client of the API acting with one merchant secret key."""
+
+    def __init__(self, client: TestClient, merchant: dict, secret: str) -> None:
+        self.client = client
+        self.merchant = merchant
+        self.id: str = merchant["id"]
+        self.secret = secret
+
+    def headers(self, key: str | None = None, **extra: str) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.secret}", **extra}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return headers
+
+    def get(self, path: str, params: Any = None) -> httpx.Response:
+        return self.client.get(path, params=params, headers=self.headers())
+
+    def post(
+        self, path: str, body: Any = None, *, key: str | None = None, **headers: str
+    ) -> httpx.Response:
+        key = key if key is not None else uuid.uuid4().hex
+        return self.client.post(path, json=body, headers=self.headers(key, **headers))
+
+    def put(self, path: str, body: Any = None, **headers: str) -> httpx.Response:
+        return self.client.put(path, json=body, headers=self.headers(**headers))
+
+    def delete(self, path: str) -> httpx.Response:
+        return self.client.delete(path, headers=self.headers())
+
+
+def registered_merchant(
+    api: Api, owner: UserApi | None = None, *, name: str = "Corner Shop", mode: str = "test"
+) -> MerchantApi:
+    """An approved merchant registered by the admin, owned by `owner` (or a new user)."""
+    owner = owner or signed_up_user(api.client)
+    response = api.post(
+        "/v1/merchants", {"name": name, "owner_user_id": owner.id, "mode": mode}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return MerchantApi(api.client, body["merchant"], body["api_key"]["secret"])
+
+
+def enrolled_totp(user: UserApi) -> str:
+    """Enrol and confirm an authenticator for `user`; return its secret.
+
+    The confirmation spends the previous time step's code, so the current and the next
+    step's codes are still unused for the test.
+    """
+    from pacioli.payments import totp
+
+    secret = user.post("/v1/me/totp").json()["secret"]
+    code = totp.code_at(secret, totp.step_of(datetime.now(UTC)) - 1)
+    response = user.post("/v1/me/totp/confirm", {"code": code})
+    assert response.status_code == 200, response.text
+    return secret
+
+
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict:
     """The response is an RFC 9457 problem document with this status and code."""
     assert response.status_code == status, response.text
@@ -106,9 +229,14 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict:
     return problem
 
 
+# Cheap argon2id parameters: every e2e test signs users up and logs them in, and the
+# production parameters cost ~100 ms a hash. tests/integration/test_users.py checks those.
+E2E_PASSWORD_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
 @pytest.fixture(scope="session")
 def app(engine: Engine) -> FastAPI:
-    return create_app(engine)
+    return create_app(engine, password_hasher=E2E_PASSWORD_HASHER)
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +253,33 @@ def admin_key(engine: Engine) -> str:
 @pytest.fixture(scope="session")
 def api(client: TestClient, admin_key: str) -> Api:
     return Api(client, admin_key)
+
+
+@pytest.fixture
+def user(client: TestClient) -> UserApi:
+    """A new, logged-in user for one test."""
+    return signed_up_user(client, display_name="Ada")
+
+
+@pytest.fixture
+def fund(app: FastAPI, engine: Engine):
+    """Credit a user's wallet from the platform's bank account, as a bank deposit would.
+
+    Through the app's own ledger, not a flow: the tests of a flow need funded wallets
+    without depending on the top-up flow and its gateway.
+    """
+    from pacioli.ledger import credit, debit
+    from pacioli.payments.chart import Chart, Purpose
+
+    def fund(user: UserApi, amount_minor: int, currency: str = "USD") -> None:
+        chart = Chart(engine, app.state.ledger)
+        app.state.ledger.transfer(
+            [debit(chart.platform(Purpose.BANK_SETTLEMENT, currency), amount_minor),
+             credit(chart.wallet(uuid.UUID(user.id), currency), amount_minor)],
+            idempotency_key=uuid.uuid4().hex,
+        )
+
+    return fund
 
 
 @pytest.fixture

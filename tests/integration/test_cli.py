@@ -199,9 +199,18 @@ def test_demo_runs_twice_without_doubling_and_stays_clean(cli_engine):
 
     assert first.exit_code == 0, first.output
     assert second.exit_code == 0, second.output
-    assert counts_after_first["accounts"] == 10
-    assert counts_after_first["transfers"] == 16
+    # The ledger chapters open 10 accounts and post 16 transfers; the payments part opens
+    # 8 more (wallets, the café's balance, bank, fees, FX liquidity) and posts 6 (two
+    # deposits, a P2P payment, a QR payment, an FX batch of two).
+    assert counts_after_first["accounts"] == 18
+    assert counts_after_first["transfers"] == 22
     assert count_rows(cli_engine) == counts_after_first
+    assert "Ada sent Bruno 25.00 USD" in first.stdout
+    assert "bruno@example.com" in second.stdout
+    with cli_engine.connect() as connection:
+        people = connection.execute(text("SELECT count(*) FROM users")).scalar()
+        payments = connection.execute(text("SELECT count(*) FROM p2p_payments")).scalar()
+    assert (people, payments) == (2, 1)
     assert re.search(r"Demo writes: 25 new, 0 replayed", first.stdout)
     assert re.search(r"Demo writes: 0 new, 25 replayed", second.stdout)
     assert f"Clean: {len(CHECKS)} checks passed" in second.stdout

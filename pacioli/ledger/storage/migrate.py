@@ -21,6 +21,6 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply every migration up to `revision` (default: the newest)."""
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Apply every migration up to `revision` (default: the newest of every branch)."""
     command.upgrade(alembic_config(url), revision)

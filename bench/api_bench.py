@@ -1,0 +1,301 @@
+"""P2P payments through the HTTP API, from concurrent clients, with latencies.
+
+    python bench/api_bench.py [--clients 64] [--seconds 10] [--users 100]
+                              [--client-processes 2] [--database-url postgresql://...]
+                              [--smoke]
+
+Starts `pacioli serve` (one process: uvicorn, the app's Ledger batching concurrent
+requests) on a throwaway database, signs up and logs in `--users` users through the API,
+credits each wallet from the platform's bank account (through the ledger's Python API,
+as a bank deposit would), then runs `--clients` concurrent clients, split over
+`--client-processes` processes (asyncio + httpx), each posting P2P payments of 0.01 USD
+between random users with a fresh Idempotency-Key, for `--seconds`. It prints requests/s,
+p50/p99 latency, errors, the CPU the server and the clients used, and checks the ledger's
+invariants and that every acknowledged payment is in the database once. The last line is
+`{"bench": "api_p2p", "rps": …, "p50_ms": …, "p99_ms": …, "errors": …}`.
+
+Target (issue 3): Google Pay's average write rate, 2,315 transfers/s, with p99 < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_server  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from pacioli.ledger import Ledger, credit, debit  # noqa: E402
+from pacioli.ledger.service.reconcile import check_ledger  # noqa: E402
+from pacioli.ledger.storage.database import make_engine  # noqa: E402
+from pacioli.ledger.storage.migrate import upgrade  # noqa: E402
+from pacioli.payments.chart import Chart, Purpose  # noqa: E402
+
+TARGET_RPS = 2315
+TARGET_P99_MS = 100
+PASSWORD = "bench password 1234"
+FUNDS_MINOR = 10**12
+SMOKE = {"seconds": 2, "users": 20, "clients": 16}
+
+
+def parse_options(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few seconds with few users: does it run, is nothing broken?")
+    options = parser.parse_args(argv)
+    if options.smoke:
+        for name, value in SMOKE.items():
+            setattr(options, name, value)
+    return options
+
+
+def main(argv=None) -> int:
+    options = parse_options(argv)
+    run_id = uuid.uuid4().hex[:8]
+    with bench_server.open_server(options.database_url) as server:
+        name = f"pacioli_api_bench_{run_id}"
+        url = bench_server.create_database(server.admin_url, name)
+        try:
+            summary = run(options, url)
+        finally:
+            if not server.embedded:
+                bench_server.drop_database(server.admin_url, name)
+    print(json.dumps(summary))
+    return 1 if summary["invariant_breaks"] or summary["unacknowledged"] else 0
+
+
+def run(options: argparse.Namespace, url: str) -> dict:
+    upgrade(url)
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    server = _start_server(url, port)
+    try:
+        _wait_until_up(base_url)
+        _progress(f"signing up {options.users} users")
+        users = _sign_up_users(base_url, options.users)
+        _fund(url, [u["id"] for u in users])
+        server_cpu_before = _cpu_seconds(server.pid)
+        _progress(f"{options.clients} clients in {options.client_processes} processes "
+                  f"for {options.seconds} s")
+        results = _load(base_url, users, options)
+        server_cpu = _cpu_seconds(server.pid) - server_cpu_before
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    latencies = sorted(ms for r in results for ms in r["latencies_ms"])
+    acknowledged = [pid for r in results for pid in r["acknowledged"]]
+    errors = sum(r["errors"] for r in results)
+    client_cpu = sum(r["cpu_seconds"] for r in results)
+    breaks, unacknowledged = _check(url, acknowledged)
+    rps = len(latencies) / options.seconds
+    p50 = _percentile(latencies, 50)
+    p99 = _percentile(latencies, 99)
+    print(f"\nP2P payments through HTTP: {options.clients} clients, {options.users} users, "
+          f"{options.seconds} s")
+    print(f"  requests/s     {rps:10.1f}   (target {TARGET_RPS})")
+    print(f"  p50 / p99 ms   {p50:10.2f} / {p99:.2f}   (target p99 < {TARGET_P99_MS})")
+    print(f"  errors         {errors:10d}   {_error_kinds(results)}")
+    print(f"  server cpu     {server_cpu / options.seconds:10.2f} cores")
+    print(f"  client cpu     {client_cpu / options.seconds:10.2f} cores")
+    print(f"  invariant breaks {sum(breaks.values())}, acknowledged but missing "
+          f"{unacknowledged}")
+    return {
+        "bench": "api_p2p", "rps": round(rps, 1), "p50_ms": round(p50, 2),
+        "p99_ms": round(p99, 2), "errors": errors, "clients": options.clients,
+        "users": options.users, "seconds": options.seconds,
+        "server_cpu_cores": round(server_cpu / options.seconds, 2),
+        "client_cpu_cores": round(client_cpu / options.seconds, 2),
+        "invariant_breaks": sum(breaks.values()), "unacknowledged": unacknowledged,
+    }
+
+
+# The server.
+
+
+def _start_server(url: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PACIOLI_DATABASE_URL": url, "PACIOLI_PORT": str(port),
+           "PACIOLI_LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-c", "from pacioli.cli.main import app; app()", "serve"]
+    return subprocess.Popen(command, env=env,
+                            stdout=subprocess.DEVNULL)
+
+
+def _wait_until_up(base_url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the server did not come up")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# Set-up.
+
+
+def _sign_up_users(base_url: str, count: int) -> list[dict]:
+    users = []
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        for index in range(count):
+            email = f"bench-{index}-{uuid.uuid4().hex[:6]}@example.com"
+            created = client.post("/v1/users", json={"email": email, "password": PASSWORD},
+                                  headers={"Idempotency-Key": uuid.uuid4().hex})
+            created.raise_for_status()
+            session = client.post("/v1/sessions", json={"email": email, "password": PASSWORD})
+            session.raise_for_status()
+            users.append({"id": created.json()["id"], "token": session.json()["token"]})
+    return users
+
+
+def _fund(url: str, user_ids: list[str]) -> None:
+    """Credit every wallet from the platform's bank account (a deposit, as the demo does)."""
+    engine = make_engine(url)
+    try:
+        with Ledger(engine, client_id="api-bench") as ledger:
+            chart = Chart(engine, ledger)
+            bank = chart.platform(Purpose.BANK_SETTLEMENT, "USD")
+            for user_id in user_ids:
+                ledger.transfer(
+                    [debit(bank, FUNDS_MINOR), credit(chart.wallet(uuid.UUID(user_id), "USD"),
+                                                      FUNDS_MINOR)],
+                    idempotency_key=f"fund:{user_id}",
+                )
+    finally:
+        engine.dispose()
+
+
+# The load.
+
+
+def _load(base_url: str, users: list[dict], options: argparse.Namespace) -> list[dict]:
+    processes = max(1, min(options.client_processes, options.clients))
+    shares = [options.clients // processes + (i < options.clients % processes)
+              for i in range(processes)]
+    start_at = time.time() + 1.0
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        return pool.starmap(
+            _client_process,
+            [(base_url, users, share, start_at, options.seconds, i) for i, share in
+             enumerate(shares)],
+        )
+
+
+def _client_process(base_url, users, clients, start_at, seconds, seed) -> dict:
+    cpu_before = time.process_time()
+    result = asyncio.run(_clients(base_url, users, clients, start_at, seconds, seed))
+    result["cpu_seconds"] = time.process_time() - cpu_before
+    return result
+
+
+async def _clients(base_url, users, clients, start_at, seconds, seed) -> dict:
+    result = {"latencies_ms": [], "acknowledged": [], "errors": 0, "error_kinds": {}}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        ends_at = time.perf_counter() + seconds
+        rng = random.Random(seed)
+        await asyncio.gather(*(
+            _one_client(client, users, rng, ends_at, result) for _ in range(clients)
+        ))
+    return result
+
+
+async def _one_client(client, users, rng, ends_at, result) -> None:
+    while time.perf_counter() < ends_at:
+        payer, payee = rng.sample(users, 2)
+        started = time.perf_counter()
+        try:
+            response = await client.post(
+                "/v1/p2p/payments",
+                json={"to": {"user_id": payee["id"]}, "amount": "0.01", "currency": "USD"},
+                headers={"Authorization": f"Bearer {payer['token']}",
+                         "Idempotency-Key": uuid.uuid4().hex},
+            )
+            kind = None if response.status_code == 201 else str(response.status_code)
+        except httpx.HTTPError as error:
+            kind = type(error).__name__
+        finished = time.perf_counter()
+        if kind is not None:
+            result["errors"] += 1
+            result["error_kinds"][kind] = result["error_kinds"].get(kind, 0) + 1
+            continue
+        if finished <= ends_at:
+            result["latencies_ms"].append((finished - started) * 1000)
+        result["acknowledged"].append(response.json()["id"])
+
+
+# Afterwards.
+
+
+def _check(url: str, acknowledged: list[str]) -> tuple[dict[str, int], int]:
+    engine = make_engine(url)
+    try:
+        report = check_ledger(engine)
+        breaks = {c.name: c.break_count for c in report.checks if c.break_count}
+        with engine.connect() as connection:
+            stored = connection.execute(
+                text("SELECT count(*) FROM p2p_payments WHERE status = 'succeeded'"
+                     " AND id = ANY(CAST(:ids AS uuid[]))"),
+                {"ids": acknowledged},
+            ).scalar()
+    finally:
+        engine.dispose()
+    return breaks, len(set(acknowledged)) - stored
+
+
+def _percentile(values: list[float], percent: int) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _error_kinds(results: list[dict]) -> str:
+    kinds: dict[str, int] = {}
+    for result in results:
+        for kind, count in result["error_kinds"].items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    return ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items()))
+
+
+def _progress(message: str) -> None:
+    print(f"[api_bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
