@@ -220,3 +220,12 @@ outbox = Table(
     _timestamp("sent_at", nullable=True),
     Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),
 )
+
+# Which consumer handled which outbox event: consumers dedupe on it (pacioli.ledger.outbox).
+consumed_events = Table(
+    "consumed_events",
+    metadata,
+    Column("consumer", Text, primary_key=True),
+    Column("event_id", Uuid, primary_key=True),
+    _timestamp("consumed_at"),
+)
