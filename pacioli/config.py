@@ -37,6 +37,42 @@ class Settings(BaseSettings):
     # At most this long may an old merchant key keep working after a rotation.
     api_key_rotation_grace_seconds_max: int = 7 * 24 * 3600
 
+    # Workers (see docs/workers.md).
+    # No URL: the broker is the database itself (dramatiq-postgres); redis:// or amqp://
+    # select Redis or RabbitMQ.
+    broker_url: str | None = None
+    # The PostgreSQL broker's tables live in this schema (created by the worker).
+    broker_schema: str = "dramatiq"
+    # Every queue's name starts with this, so deployments (or tests) sharing a broker
+    # do not see each other's messages.
+    broker_queue_prefix: str = "pacioli"
+    # Events the relay takes per round (one message per consumer carries them), and how
+    # long it waits before asking again when a round found less than a full batch.
+    relay_batch_size: int = 500
+    relay_poll_interval_seconds: float = 0.1
+    # dramatiq worker threads per `pacioli worker` process.
+    worker_threads: int = 8
+    # How often each worker's scheduler looks for due jobs.
+    scheduler_tick_seconds: float = 1.0
+
+    # Notifications (see docs/notifications.md).
+    # The adapter each outside channel sends through; "log" only writes a log line.
+    notification_email_channel: str = "log"
+    notification_sms_channel: str = "log"
+    notification_push_channel: str = "log"
+    # A failed channel delivery is retried after base * 2**(attempt - 1) seconds (at most
+    # the cap), and marked failed after this many attempts.
+    notification_delivery_attempts_max: int = 8
+    notification_retry_base_seconds: int = 30
+    notification_retry_cap_seconds: int = 6 * 3600
+    # Low-balance alert threshold per currency, in minor units, for users who set none
+    # (a JSON object in the environment). A currency not listed has no default alert.
+    notification_low_balance_default_minor: dict[str, int] = {
+        "USD": 10_00, "EUR": 10_00, "INR": 500_00, "CNY": 50_00, "JPY": 1_000,
+    }
+    # Bills due within this many days are reminded of, once per bill.
+    notification_bill_due_days: int = 3
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -1,0 +1,106 @@
+"""What a `pacioli worker` runs: the event consumers and the scheduled jobs, built here.
+
+`wire(engine, ledger, settings, resources)` builds the services every worker process
+needs and returns them as a `Workload`. Anything that must be closed when the worker
+stops (an HTTP client, say) goes on `resources`, an ExitStack the worker closes after
+the consumers and jobs have stopped.
+
+Each area adds its consumer and jobs in its marked place below. A consumer must be
+idempotent by event id; a job must be safe to run twice at once (docs/workers.md).
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import Engine
+
+from pacioli.config import Settings
+from pacioli.gateways.billers.sandbox import SandboxBillerRegistry
+from pacioli.gateways.sandbox import SandboxGateway
+from pacioli.gateways.sandbox.delivery import httpx_sender
+from pacioli.ledger import Ledger
+from pacioli.payments.bills import BillPayments
+from pacioli.payments.chart import Chart
+from pacioli.payments.topups import TopUps
+from pacioli.payments.withdrawals import Withdrawals
+from pacioli.workers.actors import EventConsumer
+from pacioli.workers.scheduler import ScheduledJob
+
+# Holds past their deadline are released within about this long.
+PENDING_EXPIRY_INTERVAL = timedelta(seconds=1)
+# Top-ups, withdrawals and bill payments a callback did not settle are asked about again.
+UNSETTLED_REFRESH_INTERVAL = timedelta(seconds=60)
+# The sandbox processor's simulated outcomes and callbacks go out this often.
+SANDBOX_DELIVERY_INTERVAL = timedelta(seconds=1)
+SANDBOX_CALLBACK_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass
+class Workload:
+    """The consumers fed by the relay and the jobs run by the scheduler."""
+
+    consumers: list[EventConsumer] = field(default_factory=list)
+    jobs: list[ScheduledJob] = field(default_factory=list)
+
+    def extend(self, other: Workload) -> None:
+        self.consumers += other.consumers
+        self.jobs += other.jobs
+
+
+def wire(engine: Engine, ledger: Ledger, settings: Settings, resources: ExitStack) -> Workload:
+    """Build every area's consumers and jobs for one worker process."""
+    chart = Chart(engine, ledger)
+    gateway = SandboxGateway(engine)
+    workload = Workload()
+    workload.jobs += ledger_jobs(ledger)
+    workload.jobs += funding_jobs(engine, ledger, chart, gateway)
+    workload.jobs += sandbox_jobs(gateway, resources)
+
+    # Webhooks (engineer "webhooks"): the delivery consumer of merchant events
+    # and the job that retries due deliveries go here.
+
+    # Notifications (engineer "notifications"): the notification consumer and the
+    # jobs that retry channel deliveries and remind of bills due go here.
+
+    # Settlement (engineer "settlement"): the settlement-cycle job and the dynamic QR
+    # expiry sweep go here.
+
+    return workload
+
+
+def ledger_jobs(ledger: Ledger) -> list[ScheduledJob]:
+    return [
+        ScheduledJob("ledger.expire_pending", PENDING_EXPIRY_INTERVAL,
+                     lambda now: ledger.expire_pending()),
+    ]
+
+
+def funding_jobs(
+    engine: Engine, ledger: Ledger, chart: Chart, gateway: SandboxGateway
+) -> list[ScheduledJob]:
+    """Sweeps that settle what a lost gateway or biller callback left unsettled."""
+    topups = TopUps(engine, ledger, chart, gateway)
+    withdrawals = Withdrawals(engine, ledger, chart, gateway)
+    bills = BillPayments(engine, ledger, chart, SandboxBillerRegistry(engine))
+    return [
+        ScheduledJob("topups.refresh_unsettled", UNSETTLED_REFRESH_INTERVAL,
+                     lambda now: topups.refresh_unsettled()),
+        ScheduledJob("withdrawals.refresh_unsettled", UNSETTLED_REFRESH_INTERVAL,
+                     lambda now: withdrawals.refresh_unsettled()),
+        ScheduledJob("bill_payments.refresh_unsettled", UNSETTLED_REFRESH_INTERVAL,
+                     lambda now: bills.refresh_unsettled()),
+    ]
+
+
+def sandbox_jobs(gateway: SandboxGateway, resources: ExitStack) -> list[ScheduledJob]:
+    """The sandbox processor's outcomes and signed callbacks (to the API's callback URL)."""
+    client = resources.enter_context(httpx.Client(timeout=SANDBOX_CALLBACK_TIMEOUT_SECONDS))
+    send = httpx_sender(client)
+    return [
+        ScheduledJob("sandbox.deliver_callbacks", SANDBOX_DELIVERY_INTERVAL,
+                     lambda now: gateway.deliver_due(now, send)),
+    ]
