@@ -21,7 +21,10 @@ A payment goes through these steps (docs/payments.md, "Bill payments", draws the
 
 Every ledger step has a key derived from the payment's id, and every row update is
 conditional on the status it leaves, so retries, replays and concurrent refreshes move
-money once.
+money once. The update that makes a payment `succeeded` or `refunded` appends
+`bill_payment.succeeded` or `bill_payment.refunded` to the outbox in its own transaction,
+so a payment announces its end once (a hold the ledger refused, `failed`, moved nothing
+and announces nothing: the request itself was refused).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from pacioli.gateways.billers.base import (
 )
 from pacioli.ledger import DomainError, Ledger, credit, debit
 from pacioli.ledger.domain.ids import uuid7
+from pacioli.ledger.outbox import append_event
 from pacioli.ledger.storage.tables import MinorUnits
 from pacioli.payments import bill_errors as be
 from pacioli.payments import records
@@ -68,6 +72,8 @@ PAGE_LIMIT_MAX = 200
 CUSTOMER_REFERENCE_PATTERN = re.compile(r"[A-Za-z0-9+\-]{4,32}")
 UNSETTLED = ("created", "pending")
 FAILURE_CODE_BILLER_FAILED = "biller_failed"
+# The event each final status announces (a `failed` payment moved nothing: none).
+FINAL_EVENTS = {"succeeded": "bill_payment.succeeded", "refunded": "bill_payment.refunded"}
 
 metadata = MetaData()
 
@@ -410,15 +416,21 @@ class BillPayments:
         """Change the row if it is still in one of `statuses`; return it as it now is.
 
         When a concurrent step moved it first, the update does nothing and the row that
-        step wrote is returned.
+        step wrote is returned. An update that settles the payment appends its event in
+        the same transaction.
         """
         t = bill_payments
         condition = (t.c.id == payment.id) & t.c.status.in_(statuses)
         if only_unsubmitted:
             condition &= t.c.biller_reference.is_(None)
         with self._engine.begin() as connection:
-            row = connection.execute(update(t).where(condition).values(**values).returning(t))
-            row = row.first() or connection.execute(select(t).where(t.c.id == payment.id)).one()
+            changed = connection.execute(
+                update(t).where(condition).values(**values).returning(t)
+            ).first()
+            # `statuses` are unsettled ones, so a changed row that is final was settled now.
+            if changed is not None and changed.status in FINAL_EVENTS:
+                _announce(connection, changed)
+            row = changed or connection.execute(select(t).where(t.c.id == payment.id)).one()
         return _payment(row)
 
 
@@ -452,6 +464,14 @@ def _amount_rule_text(info: BillerInfo, bill: Bill | None) -> str:
     return f"{info.name} does not take this amount"
 
 
+def _announce(connection, row) -> None:
+    """`bill_payment.succeeded` or `.refunded` for a payment just settled (in its
+    transaction)."""
+    append_event(connection, FINAL_EVENTS[row.status], "bill_payment", str(row.id), {
+        "payment_id": str(row.id), "user_id": str(row.user_id), "biller_id": row.biller_id,
+        "amount_minor": str(int(row.amount_minor)), "currency": row.currency,
+        "failure_code": row.failure_code,
+    })
 
 
 def _metadata(payment: BillPayment) -> dict[str, str]:

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from pacioli.gateways.fx import FxRateSource, FxRateUnavailable
 from pacioli.ledger import Ledger, TransferSpec, credit, debit
 from pacioli.ledger.domain.ids import uuid7
+from pacioli.ledger.outbox import append_event
 from pacioli.payments import errors as pe
 from pacioli.payments import records
 from pacioli.payments.chart import PAYMENTS_CLIENT_ID, Chart, Purpose
@@ -178,13 +179,15 @@ class InternationalTransfers:
         ).value
         t = fx_quotes
         with self._engine.begin() as connection:
-            connection.execute(
+            executed_row = connection.execute(
                 update(t).where(t.c.id == quote.id, t.c.status == "open").values(
                     status="executed", executed_at=self._clock(),
                     execution_key=idempotency_key,
                     transfer_ids=[str(transfer.id) for transfer in transfers],
-                )
-            )
+                ).returning(t)
+            ).first()
+            if executed_row is not None:  # Not when a concurrent execution recorded it.
+                _announce_executed(connection, executed_row)
         executed = self.get_quote(user_id, quote_id)
         if self._executed_with(quote_id) != idempotency_key:
             # Two executions with different keys raced: the ledger posted once (its key is
@@ -244,6 +247,18 @@ class InternationalTransfers:
         return FxAnswer(_quote(row), replayed=True)
 
 
+def _announce_executed(connection, row) -> None:
+    """`international_transfer.succeeded`, in the transaction that marked the quote
+    executed; the transfer's id is the quote's."""
+    append_event(connection, "international_transfer.succeeded", "international_transfer",
+                 str(row.id), {
+                     "transfer_id": str(row.id), "sender_user_id": str(row.user_id),
+                     "recipient_user_id": str(row.recipient_user_id),
+                     "source_amount_minor": str(int(row.source_amount_minor)),
+                     "source_currency": row.source_currency,
+                     "target_amount_minor": str(int(row.target_amount_minor)),
+                     "target_currency": row.target_currency,
+                 })
 
 
 def _quote(row) -> FxQuote:

@@ -12,7 +12,9 @@ four and expiry replays the first link, which links nothing new.
 
 A bank account is a payout destination: when the user has an authenticator enrolled,
 linking one needs its code (docs/payments.md, "Top-up and withdrawal"). The code is
-checked in the transaction that records the link, so it is spent only if the link is.
+checked in the transaction that records the link, so it is spent only if the link is,
+and `payout_destination.added` is appended to the outbox in that transaction too (a
+replayed link adds nothing, so announces nothing).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert
 from pacioli.gateways.base import PaymentGateway
 from pacioli.gateways.cards import normalize_card_number, validate_bank_account
 from pacioli.ledger.domain.ids import uuid7
+from pacioli.ledger.outbox import append_event
 from pacioli.payments import funding_errors as fe
 from pacioli.payments import records, totp
 from pacioli.payments.funding_tables import funding_instruments
@@ -191,6 +194,8 @@ class Instruments:
                 .on_conflict_do_nothing(index_elements=["user_id", "kind", "idempotency_key"])
                 .returning(t)
             ).first()
+            if inserted is not None and kind == BANK_ACCOUNT:
+                _announce_payout_destination(connection, inserted)
         if inserted is not None:
             return InstrumentAnswer(_instrument(inserted), False)
         # A concurrent request with the same key linked first; its token is the one kept.
@@ -198,6 +203,12 @@ class Instruments:
         return InstrumentAnswer(_replayed(existing, request_hash, idempotency_key), True)
 
 
+def _announce_payout_destination(connection, row) -> None:
+    """`payout_destination.added` for a bank account just linked (withdrawals pay to it)."""
+    append_event(connection, "payout_destination.added", "user", str(row.user_id), {
+        "user_id": str(row.user_id), "kind": BANK_ACCOUNT, "masked": f"•••• {row.last4}",
+        "destination_id": str(row.id),
+    })
 
 
 def _replayed(row, request_hash: str, idempotency_key: str) -> Instrument:

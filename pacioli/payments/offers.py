@@ -15,7 +15,8 @@ pays the most, then the oldest. The choice depends only on the payment and on th
 that existed when it was paid, so a retry chooses the same. One `cashbacks` row per
 payment (unique), and the ledger key `cashback:<payment id>`, make the cashback paid at
 most once under retries and concurrent retries. An empty pool pays nothing: the cashback
-is recorded `unfunded` and the payment stays as it was.
+is recorded `unfunded` and the payment stays as it was. The update that records a
+cashback `paid` appends `cashback.credited` to the outbox in its own transaction.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert
 from pacioli.ledger import DomainError, Ledger, credit, debit
 from pacioli.ledger.domain.errors import InsufficientFunds
 from pacioli.ledger.domain.ids import uuid7
+from pacioli.ledger.outbox import append_event
 from pacioli.payments import errors as pe
 from pacioli.payments import offer_errors as oe
 from pacioli.payments import records
@@ -437,9 +439,11 @@ class Offers:
                 update(t).where(t.c.id == cashback.id, t.c.status == "created").values(
                     status=status, transfer_id=transfer_id, failure_code=failure_code,
                     completed_at=self._clock(),
-                )
-            ).rowcount
-            if changed and status != "paid":
+                ).returning(t)
+            ).first()
+            if changed is not None and status == "paid":
+                _announce_credited(connection, changed)
+            if changed is not None and status != "paid":
                 # A use that paid nothing is given back to the user.
                 connection.execute(
                     update(offer_uses).where(
@@ -448,6 +452,15 @@ class Offers:
                     ).values(uses=offer_uses.c.uses - 1)
                 )
             return _cashback(connection.execute(select(t).where(t.c.id == cashback.id)).one())
+
+
+def _announce_credited(connection, row) -> None:
+    """`cashback.credited`, in the transaction that recorded the cashback paid."""
+    append_event(connection, "cashback.credited", "cashback", str(row.id), {
+        "payment_id": str(row.payment_id), "user_id": str(row.user_id),
+        "merchant_id": str(row.merchant_id), "amount_minor": str(int(row.amount_minor)),
+        "currency": row.currency,
+    })
 
 
 def _take_use(connection, offer: Offer, user_id: UUID) -> bool:

@@ -7,6 +7,10 @@ the same key finds the record: a finished one is answered as it was the first ti
 unfinished one (the process died mid-way) is finished, and the ledger key makes sure the
 money moves once. Concurrent requests with one key meet at the same record and the same
 ledger key, so they move money once too.
+
+Events (docs/payments.md, "Events") are appended in the transaction of the change they
+announce, and only when that transaction's conditional write changed the row: a replay,
+or a finisher that lost the race, announces nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from pacioli.ledger import DomainError, Ledger, credit, debit
 from pacioli.ledger.domain.ids import uuid7
+from pacioli.ledger.outbox import append_event
 from pacioli.payments import errors as pe
 from pacioli.payments import records
 from pacioli.payments.chart import PAYMENTS_CLIENT_ID, Chart
@@ -137,30 +142,35 @@ class P2P:
         self, payer_user_id, payee_user_id, currency, amount_minor, note, idempotency_key,
         request_hash, request_id,
     ) -> tuple[P2PPayment, bool]:
-        """Record the payment, or find the one this key recorded before."""
+        """Record the payment, or find the one this key recorded before.
+
+        Paying a request locks it first, so a retry with the key that paid it finds that
+        payment (a replay) before the request is found closed.
+        """
         t = p2p_payments
         now = datetime.now(UTC)
         with self._engine.begin() as connection:
             if request_id is not None:
-                _lock_open_request(connection, request_id, payer_user_id=payer_user_id)
-            inserted = connection.execute(
-                insert(t)
-                .values(
-                    id=uuid7(), payer_user_id=payer_user_id, payee_user_id=payee_user_id,
-                    currency=currency, amount_minor=amount_minor, note=note, status="created",
-                    request_id=request_id, idempotency_key=idempotency_key,
-                    request_hash=request_hash, created_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["payer_user_id", "idempotency_key"])
-                .returning(t)
-            ).first()
-            if inserted is not None:
-                return _payment(inserted), False
-            row = connection.execute(
-                select(t).where(
-                    t.c.payer_user_id == payer_user_id, t.c.idempotency_key == idempotency_key
-                )
-            ).first()
+                _lock_request(connection, request_id, payer_user_id=payer_user_id)
+            row = _payment_by_key(connection, payer_user_id, idempotency_key)
+            if row is None:
+                if request_id is not None:
+                    _check_request_payable(connection, request_id)
+                inserted = connection.execute(
+                    insert(t)
+                    .values(
+                        id=uuid7(), payer_user_id=payer_user_id, payee_user_id=payee_user_id,
+                        currency=currency, amount_minor=amount_minor, note=note,
+                        status="created", request_id=request_id,
+                        idempotency_key=idempotency_key, request_hash=request_hash,
+                        created_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["payer_user_id", "idempotency_key"])
+                    .returning(t)
+                ).first()
+                if inserted is not None:
+                    return _payment(inserted), False
+                row = _payment_by_key(connection, payer_user_id, idempotency_key)
         records.same_request(row, request_hash, idempotency_key)
         return _payment(row), True
 
@@ -188,21 +198,20 @@ class P2P:
         t = p2p_payments
         now = datetime.now(UTC)
         with self._engine.begin() as connection:
-            connection.execute(
+            finished = connection.execute(
                 update(t)
                 .where(t.c.id == payment.id, t.c.status == "created")
                 .values(status=status, transfer_id=transfer_id, failure_code=failure_code,
                         completed_at=now)
-            )
-            if status == "succeeded" and payment.request_id is not None:
-                connection.execute(
-                    update(money_requests)
-                    .where(money_requests.c.id == payment.request_id,
-                           money_requests.c.status == "open")
-                    .values(status="paid", resolved_at=now)
-                )
-            row = connection.execute(select(t).where(t.c.id == payment.id)).one()
+                .returning(t)
+            ).first()
+            if finished is not None and status == "succeeded":
+                _announce_payment(connection, finished)
+                if payment.request_id is not None:
+                    _mark_request_paid(connection, payment.request_id, now)
+            row = finished or connection.execute(select(t).where(t.c.id == payment.id)).one()
         return _payment(row)
+
 
     # Money requests.
 
@@ -236,6 +245,7 @@ class P2P:
                 .returning(t)
             ).first()
             if inserted is not None:
+                _announce_request(connection, "money_request.created", inserted)
                 return Answer(_request(inserted), replayed=False)
             row = connection.execute(
                 select(t).where(t.c.requester_user_id == requester_user_id,
@@ -317,20 +327,39 @@ class P2P:
                 update(t).where(t.c.id == request_id).values(status=status, resolved_at=now)
                 .returning(t)
             ).one()
+            if status == "declined":  # The catalog has no event for a cancelled request.
+                _announce_request(connection, "money_request.declined", row)
         return _request(row)
 
 
-def _lock_open_request(connection, request_id: UUID, *, payer_user_id: UUID) -> None:
-    """Lock the request being paid; a decline or cancel waits for the payment's record."""
-    t = money_requests
-    row = connection.execute(
-        select(t.c.status).where(t.c.id == request_id, t.c.payer_user_id == payer_user_id)
+def _payment_by_key(connection, payer_user_id: UUID, idempotency_key: str):
+    t = p2p_payments
+    return connection.execute(
+        select(t).where(t.c.payer_user_id == payer_user_id, t.c.idempotency_key == idempotency_key)
+    ).first()
+
+
+def _lock_request(connection, request_id: UUID, *, payer_user_id: UUID) -> None:
+    """Lock the request being paid; a decline or cancel waits for the payment's record.
+
+    Raises: MoneyRequestNotFound (none is addressed to this payer).
+    """
+    locked = connection.execute(
+        select(money_requests.c.id)
+        .where(money_requests.c.id == request_id, money_requests.c.payer_user_id == payer_user_id)
         .with_for_update()
     ).first()
-    if row is None:
+    if locked is None:
         raise pe.MoneyRequestNotFound(f"no money request {request_id} is addressed to you")
-    if row.status != "open":
-        raise pe.MoneyRequestNotOpen(f"money request {request_id} is {row.status}")
+
+
+def _check_request_payable(connection, request_id: UUID) -> None:
+    """Raises: MoneyRequestNotOpen (answered already, or a payment of it is live)."""
+    status = connection.execute(
+        select(money_requests.c.status).where(money_requests.c.id == request_id)
+    ).scalar_one()
+    if status != "open":
+        raise pe.MoneyRequestNotOpen(f"money request {request_id} is {status}")
     live_payment = connection.execute(
         select(p2p_payments.c.id).where(
             p2p_payments.c.request_id == request_id, p2p_payments.c.status != "failed"
@@ -352,6 +381,33 @@ def _check_amount_and_note(amount_minor: int, note: str) -> None:
         raise pe.InvalidPayment(f"a note has at most {NOTE_LENGTH_MAX} characters")
 
 
+def _mark_request_paid(connection, request_id: UUID, now: datetime) -> None:
+    """Close the request a succeeded payment paid, in the payment's transaction."""
+    t = money_requests
+    paid = connection.execute(
+        update(t).where(t.c.id == request_id, t.c.status == "open")
+        .values(status="paid", resolved_at=now).returning(t)
+    ).first()
+    if paid is not None:
+        _announce_request(connection, "money_request.paid", paid)
+
+
+def _announce_payment(connection, row) -> None:
+    """`p2p_payment.succeeded`, in the transaction that marked the payment succeeded."""
+    append_event(connection, "p2p_payment.succeeded", "p2p_payment", str(row.id), {
+        "payment_id": str(row.id), "payer_user_id": str(row.payer_user_id),
+        "payee_user_id": str(row.payee_user_id), "amount_minor": str(int(row.amount_minor)),
+        "currency": row.currency, "note": row.note,
+    })
+
+
+def _announce_request(connection, event_type: str, row) -> None:
+    """A money request's event, in the transaction that recorded its new status."""
+    append_event(connection, event_type, "money_request", str(row.id), {
+        "request_id": str(row.id), "requester_user_id": str(row.requester_user_id),
+        "payer_user_id": str(row.payer_user_id), "amount_minor": str(int(row.amount_minor)),
+        "currency": row.currency, "note": row.note,
+    })
 
 
 def _payment(row) -> P2PPayment:

@@ -4,6 +4,8 @@ A token is `pat_` and 32 random bytes (URL-safe base64), shown once at login. On
 SHA-256 digest is stored: the token is random, so a fast hash suffices (a slow password
 hash protects guessable secrets). A session ends at its `expires_at` or when revoked
 (logout); either way the token stops working at once, since every request looks it up.
+Opening a session is logging in: `user.logged_in` is appended to the outbox in the
+transaction that records the session.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sqlalchemy import (
 
 from pacioli.config import get_settings
 from pacioli.ledger.domain.ids import uuid7
+from pacioli.ledger.outbox import append_event
 from pacioli.payments.users import User, verify_password
 
 TOKEN_PREFIX = "pat_"
@@ -102,6 +105,10 @@ def open_session(
                 created_at=now, expires_at=session.expires_at,
             )
         )
+        append_event(connection, "user.logged_in", "user", str(user_id), {
+            "user_id": str(user_id), "session_id": str(session.id),
+            "logged_in_at": now.isoformat(),
+        }, now=now)
     return session
 
 

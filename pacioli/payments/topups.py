@@ -20,6 +20,10 @@ Every ledger and gateway key derives from the top-up's id, and every row update 
 conditional on the status it leaves, so retries, duplicate callbacks, callbacks out of
 order and concurrent refreshes credit the wallet once. Statuses only move forward:
 created → pending → authorized → succeeded | failed.
+
+The update that makes a top-up `succeeded` or `failed` appends `topup.succeeded` or
+`topup.failed` to the outbox in its own transaction; a finisher whose update found the
+top-up settled already appends nothing, so each top-up announces its end once.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from pacioli.gateways.callbacks import GatewayEvent, HandlerRegistry, is_superse
 from pacioli.gateways.callbacks import handlers as default_registry
 from pacioli.ledger import DomainError, Ledger, credit, debit
 from pacioli.ledger.domain.ids import uuid7
+from pacioli.ledger.outbox import append_event
 from pacioli.payments import funding_errors as fe
 from pacioli.payments import records
 from pacioli.payments.chart import PAYMENTS_CLIENT_ID, Chart, Purpose
@@ -53,6 +58,8 @@ PAGE_LIMIT_MAX = 200
 UNSETTLED = ("created", "pending", "authorized")
 # The gateway refused the call itself (an unknown token, a bad state); nothing was charged.
 FAILURE_GATEWAY_REFUSED = "gateway_refused"
+# The event each final status announces.
+FINAL_EVENTS = {"succeeded": "topup.succeeded", "failed": "topup.failed"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,17 +350,21 @@ class TopUps:
         """Change the row if it is still in one of `statuses`; return it as it now is.
 
         When a concurrent step moved it first, nothing changes and that step's row is
-        returned, so a status never moves backwards.
+        returned, so a status never moves backwards. An update that settles the top-up
+        appends its event in the same transaction.
         """
         t = topups
         condition = (t.c.id == topup.id) & t.c.status.in_(statuses)
         if only_unsubmitted:
             condition &= t.c.gateway_reference.is_(None)
         with self._engine.begin() as connection:
-            row = connection.execute(
+            changed = connection.execute(
                 update(t).where(condition).values(updated_at=_now(), **values).returning(t)
             ).first()
-            row = row or connection.execute(select(t).where(t.c.id == topup.id)).one()
+            # `statuses` are unsettled ones, so a changed row that is final was settled now.
+            if changed is not None and changed.status in FINAL_EVENTS:
+                _announce(connection, changed)
+            row = changed or connection.execute(select(t).where(t.c.id == topup.id)).one()
         return _topup(row)
 
 
@@ -405,6 +416,13 @@ def register_funding_handlers(
     return unregister
 
 
+def _announce(connection, row) -> None:
+    """`topup.succeeded` or `topup.failed` for a top-up just settled (in its transaction)."""
+    append_event(connection, FINAL_EVENTS[row.status], "topup", str(row.id), {
+        "topup_id": str(row.id), "user_id": str(row.user_id),
+        "amount_minor": str(int(row.amount_minor)), "currency": row.currency,
+        "failure_code": row.failure_code,
+    })
 
 
 def _replayed(row, request_hash: str, idempotency_key: str) -> TopUp:

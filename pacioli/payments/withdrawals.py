@@ -14,6 +14,10 @@ Steps (docs/payments.md, "Top-up and withdrawal"):
 4. **Settle** from a callback or a refresh: `paid_out` posts the hold
    (`withdrawal:<id>:post`, `succeeded`); `failed` voids it (`withdrawal:<id>:void`,
    `failed`: the funds are back in the wallet).
+
+The update that makes a withdrawal `succeeded` or `failed` (also a hold the ledger
+refused) appends `withdrawal.succeeded` or `withdrawal.failed` to the outbox in its own
+transaction; a finisher that finds it settled already appends nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pacioli.gateways.base import GatewayStatus, PaymentGateway
 from pacioli.gateways.callbacks import GatewayEvent, is_superseded
 from pacioli.ledger import DomainError, Ledger, credit, debit
 from pacioli.ledger.domain.ids import uuid7
+from pacioli.ledger.outbox import append_event
 from pacioli.payments import funding_errors as fe
 from pacioli.payments import records, totp
 from pacioli.payments.chart import PAYMENTS_CLIENT_ID, Chart, Purpose
@@ -40,6 +45,8 @@ from pacioli.payments.instruments import BANK_ACCOUNT, Instruments
 
 PAGE_LIMIT_MAX = 200
 UNSETTLED = ("created", "pending")
+# The event each final status announces.
+FINAL_EVENTS = {"succeeded": "withdrawal.succeeded", "failed": "withdrawal.failed"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,19 +298,33 @@ class Withdrawals:
         self, withdrawal: Withdrawal, statuses: tuple[str, ...], *,
         only_unsubmitted: bool = False, **values: Any,
     ) -> Withdrawal:
-        """Change the row if it is still in one of `statuses`; return it as it now is."""
+        """Change the row if it is still in one of `statuses`; return it as it now is.
+
+        An update that settles the withdrawal appends its event in the same transaction.
+        """
         t = withdrawals
         condition = (t.c.id == withdrawal.id) & t.c.status.in_(statuses)
         if only_unsubmitted:
             condition &= t.c.gateway_reference.is_(None)
         with self._engine.begin() as connection:
-            row = connection.execute(
+            changed = connection.execute(
                 update(t).where(condition).values(updated_at=_now(), **values).returning(t)
             ).first()
-            row = row or connection.execute(select(t).where(t.c.id == withdrawal.id)).one()
+            # `statuses` are unsettled ones, so a changed row that is final was settled now.
+            if changed is not None and changed.status in FINAL_EVENTS:
+                _announce(connection, changed)
+            row = changed or connection.execute(select(t).where(t.c.id == withdrawal.id)).one()
         return _withdrawal(row)
 
 
+def _announce(connection, row) -> None:
+    """`withdrawal.succeeded` or `.failed` for a withdrawal just settled (in its
+    transaction)."""
+    append_event(connection, FINAL_EVENTS[row.status], "withdrawal", str(row.id), {
+        "withdrawal_id": str(row.id), "user_id": str(row.user_id),
+        "amount_minor": str(int(row.amount_minor)), "currency": row.currency,
+        "failure_code": row.failure_code,
+    })
 
 
 def _replayed(row, request_hash: str, idempotency_key: str) -> Withdrawal:

@@ -210,6 +210,43 @@ def test_a_money_request_paid_by_its_payer_moves_money_and_closes(ledger, chart,
     assert available(ledger, chart, alice) == 1_200
 
 
+def test_a_retry_with_the_key_that_paid_a_request_replays_the_payment(ledger, chart, p2p):
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(ledger, chart, bob, 5_000)
+    asked = p2p.request(requester_user_id=alice, payer_user_id=bob, currency="USD",
+                        amount_minor=700, idempotency_key="r").value
+    first = p2p.pay_request(payer_user_id=bob, request_id=asked.id, idempotency_key="p")
+
+    again = p2p.pay_request(payer_user_id=bob, request_id=asked.id, idempotency_key="p")
+
+    assert (again.value.id, again.replayed, first.replayed) == (first.value.id, True, False)
+    assert available(ledger, chart, alice) == 700
+
+
+def test_concurrent_retries_paying_one_request_with_one_key_pay_once(ledger, chart, p2p):
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(ledger, chart, bob, 5_000)
+    asked = p2p.request(requester_user_id=alice, payer_user_id=bob, currency="USD",
+                        amount_minor=900, idempotency_key="r").value
+    outcomes = []
+
+    def pay() -> None:
+        try:
+            outcomes.append(p2p.pay_request(payer_user_id=bob, request_id=asked.id,
+                                            idempotency_key="once").value.id)
+        except Exception as error:  # noqa: BLE001 - the test inspects what each thread got
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=pay) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(set(outcomes)) == 1 and isinstance(outcomes[0], UUID), outcomes
+    assert available(ledger, chart, alice) == 900
+
+
 def test_a_declined_request_cannot_be_paid(ledger, chart, p2p):
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(ledger, chart, bob, 5_000)
