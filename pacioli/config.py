@@ -73,6 +73,29 @@ class Settings(BaseSettings):
     # Bills due within this many days are reminded of, once per bill.
     notification_bill_due_days: int = 3
 
+    # Merchant webhooks (see docs/webhooks.md).
+    # Each network step of an attempt (connect, send, read the response head) gets this long.
+    webhook_timeout_seconds: float = 10.0
+    # Allow endpoints on loopback, private, link-local ... addresses (development, tests);
+    # off, such URLs are refused at registration and at every delivery (SSRF guard).
+    webhook_allow_private_targets: bool = False
+    # Allow plain http:// endpoints (development, tests); off, only https:// is accepted.
+    webhook_allow_http: bool = False
+    # How long a rotated-out signing secret keeps signing by default, and at most.
+    webhook_secret_grace_seconds_default: int = 24 * 3600
+    webhook_secret_grace_seconds_max: int = 7 * 24 * 3600
+    # Deliveries one run of the retry job claims, and how many it sends at a time.
+    webhook_delivery_batch_size: int = 100
+    webhook_delivery_concurrency: int = 8
+
+    # Settlement (see docs/settlement.md).
+    # T+N: payments completed on UTC day D are settled and paid out on day D+N (0: at
+    # the next run); a merchant's own schedule overrides it.
+    settlement_cycle_days: int = 1
+    # Testing aid for fault tests: the process kills itself (SIGKILL) when it reaches
+    # this named point, e.g. "settlement.after_move". Never set it in production.
+    fault_at: str | None = None
+
 
 @lru_cache
 def get_settings() -> Settings:
