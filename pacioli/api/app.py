@@ -25,6 +25,7 @@ from pacioli.api.routes import (
     health,
     history,
     merchants,
+    notifications,
     offers,
     p2p,
     qr,
@@ -104,6 +105,7 @@ def create_app(
     app.include_router(funding.router, responses=IDENTITY_RESPONSES)
     app.include_router(offers.router, responses=PROBLEM_RESPONSES)
     app.include_router(history.router, responses=PROBLEM_RESPONSES)
+    app.include_router(notifications.router, responses=PROBLEM_RESPONSES)
     return app
 
 
