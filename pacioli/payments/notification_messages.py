@@ -44,6 +44,7 @@ class Kind(StrEnum):
     BILL_PAYMENT_SUCCEEDED = "bill_payment_succeeded"
     BILL_PAYMENT_REFUNDED = "bill_payment_refunded"
     QR_PAYMENT_SUCCEEDED = "qr_payment_succeeded"
+    QR_PAYMENT_REFUNDED = "qr_payment_refunded"
     LOW_BALANCE = "low_balance"
     BILL_DUE = "bill_due"
     ORDER_FILLED = "order_filled"
@@ -77,6 +78,7 @@ CHANNELS: dict[Kind, frozenset[Channel]] = {
     Kind.BILL_PAYMENT_SUCCEEDED: _FEED_ONLY,
     Kind.BILL_PAYMENT_REFUNDED: _PUSH_EMAIL,
     Kind.QR_PAYMENT_SUCCEEDED: _FEED_ONLY,
+    Kind.QR_PAYMENT_REFUNDED: _PUSH,
     Kind.LOW_BALANCE: _PUSH_EMAIL,
     Kind.BILL_DUE: _PUSH_EMAIL,
     Kind.ORDER_FILLED: _PUSH,
@@ -159,6 +161,8 @@ def wallet_changes(event: Event) -> list[WalletChange]:
         case ("topup.succeeded" | "cashback.credited" | "withdrawal.failed"
               | "bill_payment.refunded"):
             return [WalletChange(_id(p, "user_id"), p["currency"], debited=False)]
+        case "qr_payment.refunded":
+            return [WalletChange(_id(p, "payer_user_id"), p["currency"], debited=False)]
     return []
 
 
@@ -318,6 +322,18 @@ def _qr_paid(p: dict[str, Any], lookup: Lookup) -> list[Draft]:
     )]
 
 
+def _qr_refunded(p: dict[str, Any], lookup: Lookup) -> list[Draft]:
+    amount = lookup.money(_minor(p, "amount_minor"), p["currency"])
+    merchant = _merchant_name(p, lookup)
+    return [Draft(
+        _id(p, "payer_user_id"), Kind.QR_PAYMENT_REFUNDED, f"{merchant} refunded {amount}",
+        f"{merchant} refunded {amount} of your payment; it is back in your wallet.",
+        {"payment_id": p["payment_id"], "refund_id": p["refund_id"],
+         "merchant_id": p["merchant_id"], "amount_minor": p["amount_minor"],
+         "currency": p["currency"]},
+    )]
+
+
 def _logged_in(p: dict[str, Any], lookup: Lookup) -> list[Draft]:
     at = datetime.fromisoformat(p["logged_in_at"])
     at = at.astimezone(UTC) if at.tzinfo is not None else at  # a naive time is UTC already
@@ -413,6 +429,7 @@ _MAPPINGS: dict[str, Callable[[dict[str, Any], Lookup], list[Draft]]] = {
     "bill_payment.succeeded": _bill_payment(succeeded=True),
     "bill_payment.refunded": _bill_payment(succeeded=False),
     "qr_payment.succeeded": _qr_paid,
+    "qr_payment.refunded": _qr_refunded,
     "user.logged_in": _logged_in,
     "payout_destination.added": _payout_destination,
     "webhook_endpoint.failing": _endpoint_failing,

@@ -25,6 +25,13 @@ from pacioli.gateways.sandbox.delivery import httpx_sender
 from pacioli.ledger import Ledger
 from pacioli.payments.bills import BillPayments
 from pacioli.payments.chart import Chart
+from pacioli.payments.notification_delivery import (
+    NotificationDelivery,
+    RetryPolicy,
+    channels_from_settings,
+)
+from pacioli.payments.notification_reminders import BillReminders
+from pacioli.payments.notifications import Notifications
 from pacioli.payments.topups import TopUps
 from pacioli.payments.withdrawals import Withdrawals
 from pacioli.workers.actors import EventConsumer
@@ -37,6 +44,12 @@ UNSETTLED_REFRESH_INTERVAL = timedelta(seconds=60)
 # The sandbox processor's simulated outcomes and callbacks go out this often.
 SANDBOX_DELIVERY_INTERVAL = timedelta(seconds=1)
 SANDBOX_CALLBACK_TIMEOUT_SECONDS = 5.0
+# Notification channel deliveries due (first sends and retries) go out this often.
+NOTIFICATION_DELIVERY_INTERVAL = timedelta(seconds=5)
+# Bills due soon are looked for this often (each bill is reminded of once); a run fetches
+# every paid-before bill from its biller, so it may take a while.
+BILL_REMINDER_INTERVAL = timedelta(hours=6)
+BILL_REMINDER_LEASE = timedelta(hours=1)
 
 
 @dataclass
@@ -63,8 +76,7 @@ def wire(engine: Engine, ledger: Ledger, settings: Settings, resources: ExitStac
     # Webhooks (engineer "webhooks"): the delivery consumer of merchant events
     # and the job that retries due deliveries go here.
 
-    # Notifications (engineer "notifications"): the notification consumer and the
-    # jobs that retry channel deliveries and remind of bills due go here.
+    workload.extend(notification_work(engine, ledger, settings))
 
     # Settlement (engineer "settlement"): the settlement-cycle job and the dynamic QR
     # expiry sweep go here.
@@ -94,6 +106,25 @@ def funding_jobs(
         ScheduledJob("bill_payments.refresh_unsettled", UNSETTLED_REFRESH_INTERVAL,
                      lambda now: bills.refresh_unsettled()),
     ]
+
+
+def notification_work(engine: Engine, ledger: Ledger, settings: Settings) -> Workload:
+    """The notifications consumer, channel deliveries and bill-due reminders."""
+    billers = SandboxBillerRegistry(engine)
+    consumer = Notifications(
+        engine, ledger, billers=billers,
+        low_balance_defaults_minor=settings.notification_low_balance_default_minor,
+    )
+    delivery = NotificationDelivery(engine, channels_from_settings(settings),
+                                    policy=RetryPolicy.from_settings(settings))
+    reminders = BillReminders(engine, billers, consumer.lookup,
+                              due_within_days=settings.notification_bill_due_days)
+    return Workload(consumers=[consumer], jobs=[
+        ScheduledJob("notifications.deliver_due", NOTIFICATION_DELIVERY_INTERVAL,
+                     lambda now: delivery.deliver_due(now)),
+        ScheduledJob("notifications.remind_due_bills", BILL_REMINDER_INTERVAL,
+                     reminders.remind_due_bills, lease=BILL_REMINDER_LEASE),
+    ])
 
 
 def sandbox_jobs(gateway: SandboxGateway, resources: ExitStack) -> list[ScheduledJob]:

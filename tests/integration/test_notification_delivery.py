@@ -218,3 +218,17 @@ def test_channels_come_from_the_settings_with_log_only_defaults():
 
     assert set(channels) == set(Channel)
     assert all(isinstance(channel, LogChannel) for channel in channels.values())
+
+
+def test_the_worker_wiring_runs_the_consumer_and_both_jobs(engine, ledger):
+    from pacioli.config import get_settings
+    from pacioli.workers.wiring import notification_work
+
+    work = notification_work(engine, ledger, get_settings())
+    jobs = {job.name: job for job in work.jobs}
+    notification_id = notify(engine, Kind.MONEY_RECEIVED)  # push only
+
+    assert [consumer.name for consumer in work.consumers] == ["notifications"]
+    assert jobs["notifications.deliver_due"].run(T0) == DeliveryReport(sent=1)
+    assert delivery(engine, notification_id, Channel.PUSH).status == "sent"
+    assert jobs["notifications.remind_due_bills"].run(T0) == 0  # no bill payments here

@@ -169,6 +169,18 @@ def test_a_qr_payment_tells_the_payer_the_merchant_name():
     assert draft.user_id == ADA and draft.body == "You paid 12.00 USD to Corner Shop."
 
 
+def test_a_qr_refund_tells_the_payer_the_money_is_back():
+    refund = event("qr_payment.refunded", payment_id=uuid.uuid4(), refund_id=uuid.uuid4(),
+                   merchant_id=SHOP, payer_user_id=ADA, amount_minor="500",
+                   fee_returned_minor="10", currency="USD",
+                   completed_at=datetime.now(UTC).isoformat())
+    draft = only(drafts_for(refund, FakeLookup()))
+
+    assert draft.user_id == ADA and draft.kind is Kind.QR_PAYMENT_REFUNDED
+    assert draft.title == "Corner Shop refunded 5.00 USD"
+    assert wallet_changes(refund) == [WalletChange(ADA, "USD", debited=False)]
+
+
 def test_a_login_is_a_security_notification_in_utc():
     login = event("user.logged_in", user_id=ADA, session_id=uuid.uuid4(),
                   logged_in_at="2026-11-24T21:15:00+01:00")
