@@ -172,11 +172,7 @@ class InternationalTransfers:
             if self._executed_with(quote_id) == idempotency_key:
                 return FxAnswer(quote, replayed=True)
             raise pe.FxQuoteAlreadyExecuted(f"quote {quote_id} was executed already")
-        if self._clock() >= quote.expires_at:
-            raise pe.FxQuoteExpired(f"quote {quote_id} expired at {quote.expires_at.isoformat()}")
-        transfers = self._ledger.transfer_batch(
-            self._specs(quote), idempotency_key=f"fx:{quote.id}", client_id=PAYMENTS_CLIENT_ID
-        ).value
+        transfers = self._post(quote)
         t = fx_quotes
         with self._engine.begin() as connection:
             executed_row = connection.execute(
@@ -227,6 +223,27 @@ class InternationalTransfers:
             TransferSpec(tuple(source_legs), metadata, False, None, None),
             TransferSpec(tuple(target_legs), metadata, False, None, None),
         ]
+
+    def _post(self, quote: FxQuote) -> list:
+        """Post the quote's batch (once: the ledger key is the quote's).
+
+        After the quote expired, only the transfers an earlier execution posted before
+        dying unrecorded are returned: that money moved at the quoted price, so the quote
+        is finished (and announced) rather than left open. Raises: FxQuoteExpired (nothing
+        was posted), and the ledger's rejections.
+        """
+        if self._clock() < quote.expires_at:
+            return self._ledger.transfer_batch(
+                self._specs(quote), idempotency_key=f"fx:{quote.id}",
+                client_id=PAYMENTS_CLIENT_ID,
+            ).value
+        posted = self._ledger.list_transfers(
+            metadata={"flow": "fx", "quote_id": str(quote.id)}, limit=2
+        )
+        if not posted:
+            raise pe.FxQuoteExpired(
+                f"quote {quote.id} expired at {quote.expires_at.isoformat()}")
+        return posted
 
     def _quote_by_key(self, user_id: UUID, idempotency_key: str):
         t = fx_quotes

@@ -273,6 +273,18 @@ def test_a_declined_card_announces_the_top_up_failed(engine, funding):
                              "failure_code": "card_declined"}
 
 
+def test_a_top_up_the_ledger_refuses_to_hold_announces_it_failed(engine, funding):
+    user = uuid.uuid4()
+    card = funding.card(user)
+    funding.ledger.freeze_account(funding.chart.wallet(user, USD),
+                                  idempotency_key=uuid.uuid4().hex)
+    topup = funding.top_up(user, card).value
+
+    event = the_event(engine, topup.id)
+    assert (event.event_type, event.payload["failure_code"]) == ("topup.failed",
+                                                                 "account_frozen")
+
+
 def test_a_pending_top_up_announces_nothing_until_its_callback_settles_it(engine, funding):
     user = uuid.uuid4()
     topup = funding.top_up(user, funding.bank(user)).value
@@ -337,6 +349,19 @@ def test_a_failed_payout_announces_the_withdrawal_failed(engine, payouts):
     event = the_event(engine, withdrawal.id)
     assert event.event_type == "withdrawal.failed"
     assert event.payload["failure_code"] == "account_closed"
+
+
+def test_a_withdrawal_beyond_the_balance_announces_it_failed_once(engine, payouts):
+    user = payouts.user(10_00)
+    bank = payouts.world.bank(user)
+    for _ in range(2):  # the request, then its replay
+        with pytest.raises(e.InsufficientFunds):
+            payouts.withdraw(user, bank, 10_01, key="too-much")
+    [withdrawal] = payouts.withdrawals.list(user)
+
+    event = the_event(engine, withdrawal.id)
+    assert (event.event_type, event.payload["failure_code"]) == ("withdrawal.failed",
+                                                                 "insufficient_funds")
 
 
 def test_a_callback_and_refreshes_racing_announce_one_withdrawal(engine, payouts):

@@ -7,12 +7,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from pacioli.gateways.fx import SandboxFxRates
 from pacioli.ledger import credit, debit
 from pacioli.ledger.domain import errors as e
+from pacioli.ledger.storage.tables import outbox
 from pacioli.payments import errors as pe
-from pacioli.payments.chart import Chart, Purpose
+from pacioli.payments.chart import PAYMENTS_CLIENT_ID, Chart, Purpose
 from pacioli.payments.fx import InternationalTransfers
 
 
@@ -133,6 +135,31 @@ def test_an_expired_quote_is_refused_and_moves_nothing(ledger, chart, fx, clock)
     with pytest.raises(pe.FxQuoteExpired):
         fx.execute(user_id=alice, quote_id=quote.id, idempotency_key="x")
     assert balance(ledger, chart.wallet(alice, "USD")) == 50_00
+
+
+def test_an_execution_that_died_after_posting_is_finished_by_a_retry_after_expiry(
+    engine, ledger, chart, fx, clock
+):
+    alice, bruno = uuid.uuid4(), uuid.uuid4()
+    fund(ledger, chart, alice, 50_00)
+    quote = fx.quote(user_id=alice, recipient_user_id=bruno, source_currency="USD",
+                     target_currency="EUR", source_amount_minor=10_00,
+                     idempotency_key="q").value
+    # The first execution posted the batch with the flow's own key, then died unrecorded.
+    ledger.transfer_batch(fx._specs(quote), idempotency_key=f"fx:{quote.id}",
+                          client_id=PAYMENTS_CLIENT_ID)
+    clock.now += timedelta(seconds=61)
+
+    executed = fx.execute(user_id=alice, quote_id=quote.id, idempotency_key="x").value
+
+    assert executed.status == "executed" and len(executed.transfer_ids) == 2
+    assert balance(ledger, chart.wallet(alice, "USD")) == 40_00
+    assert balance(ledger, chart.wallet(bruno, "EUR")) == quote.target_amount_minor
+    with engine.connect() as connection:
+        announced = connection.execute(
+            select(outbox.c.event_type).where(outbox.c.aggregate_id == str(quote.id))
+        ).scalars().all()
+    assert announced == ["international_transfer.succeeded"]
 
 
 def test_insufficient_funds_leave_the_quote_open_and_nothing_moved(ledger, chart, fx):
