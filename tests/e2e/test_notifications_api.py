@@ -158,3 +158,12 @@ def outbox_event(engine, event_type: str, aggregate_id: str) -> Event:
         ).one()
     return Event(row.event_id, row.event_type, row.aggregate_type, row.aggregate_id,
                  row.payload, row.created_at)
+
+
+def test_a_real_login_becomes_a_new_login_notification(client, engine, consumer):
+    user = signed_up_user(client)  # signs up, then logs in: the flow writes user.logged_in
+    consumer.handle(outbox_event(engine, "user.logged_in", user.id))
+
+    (login,) = user.get("/v1/me/notifications").json()["data"]
+    assert login["kind"] == "new_login" and login["title"] == "New login to your account"
+    assert "If this was not you, change your password now." in login["body"]
