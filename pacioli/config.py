@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # Every queue's name starts with this, so deployments (or tests) sharing a broker
     # do not see each other's messages.
     broker_queue_prefix: str = "pacioli"
+    # Messages a worker took and never acknowledged (it died) go to another worker once
+    # its heartbeat is this old (PostgreSQL and Redis brokers; RabbitMQ redelivers them
+    # as soon as the dead worker's connection drops).
+    broker_dead_worker_timeout_seconds: float = 60.0
     # Events the relay takes per round (one message per consumer carries them), and how
     # long it waits before asking again when a round found less than a full batch.
     relay_batch_size: int = 500

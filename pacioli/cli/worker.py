@@ -14,6 +14,8 @@ from contextlib import ExitStack
 from urllib.parse import urlsplit
 
 import typer
+from dramatiq import Broker
+from sqlalchemy import Engine
 
 from pacioli.cli.common import console, displayed_url, fail, open_engine
 from pacioli.config import Settings, get_settings
@@ -57,13 +59,7 @@ def worker(
         workload = wire(engine, ledger, settings, resources)
         for extra in extras:
             workload.extend(extra(engine, ledger, settings, resources))
-        try:
-            broker = make_broker(settings.broker_url,
-                                 engine.url.render_as_string(hide_password=False),
-                                 schema=settings.broker_schema)
-        except UnsupportedBrokerUrl as error:
-            fail(str(error))
-        process = WorkerProcess(engine, broker, workload, options)
+        process = WorkerProcess(engine, _broker(settings, engine), workload, options)
         process.start()
         console.print(f"Database: {displayed_url(engine)}")
         console.print(f"Pacioli worker running; broker: {_broker_description(settings)}")
@@ -71,6 +67,18 @@ def worker(
             _wait_for_stop_signal()
         finally:
             process.stop()
+
+
+def _broker(settings: Settings, engine: Engine) -> Broker:
+    """The configured broker (PostgreSQL on the worker's database if no URL)."""
+    try:
+        return make_broker(
+            settings.broker_url, engine.url.render_as_string(hide_password=False),
+            schema=settings.broker_schema,
+            dead_worker_timeout_seconds=settings.broker_dead_worker_timeout_seconds,
+        )
+    except UnsupportedBrokerUrl as error:
+        fail(str(error))
 
 
 def _wait_for_stop_signal() -> None:

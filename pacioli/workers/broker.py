@@ -28,6 +28,7 @@ from pacioli.ledger.storage.database import sqlalchemy_url
 POSTGRES_SCHEMA_DEFAULT = "dramatiq"
 # How long a PostgreSQL broker's consumer sleeps between polls when no NOTIFY woke it.
 POSTGRES_POLL_INTERVAL_SECONDS = 1.0
+DEAD_WORKER_TIMEOUT_SECONDS_DEFAULT = 60.0
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 RABBITMQ_SCHEMES = ("amqp", "amqps")
 
@@ -37,16 +38,23 @@ class UnsupportedBrokerUrl(ValueError):
 
 
 def make_broker(
-    broker_url: str | None, database_url: str, *, schema: str = POSTGRES_SCHEMA_DEFAULT
+    broker_url: str | None, database_url: str, *, schema: str = POSTGRES_SCHEMA_DEFAULT,
+    dead_worker_timeout_seconds: float = DEAD_WORKER_TIMEOUT_SECONDS_DEFAULT,
 ) -> Broker:
-    """The broker `broker_url` names, or the PostgreSQL broker on `database_url` if None."""
+    """The broker `broker_url` names, or the PostgreSQL broker on `database_url` if None.
+
+    `dead_worker_timeout_seconds`: how old a worker's last heartbeat must be before the
+    messages it took and never acknowledged go to another worker (PostgreSQL, Redis).
+    """
     if not broker_url:
-        return postgres_broker(database_url, schema=schema)
+        return postgres_broker(database_url, schema=schema,
+                               dead_worker_timeout_seconds=dead_worker_timeout_seconds)
     scheme = urlsplit(broker_url).scheme
     if scheme in REDIS_SCHEMES:
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=broker_url)
+        return RedisBroker(url=broker_url,
+                           heartbeat_timeout=int(dead_worker_timeout_seconds * 1000))
     if scheme in RABBITMQ_SCHEMES:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -59,13 +67,21 @@ def make_broker(
     )
 
 
-def postgres_broker(database_url: str, *, schema: str = POSTGRES_SCHEMA_DEFAULT) -> Broker:
+def postgres_broker(
+    database_url: str, *, schema: str = POSTGRES_SCHEMA_DEFAULT,
+    dead_worker_timeout_seconds: float = DEAD_WORKER_TIMEOUT_SECONDS_DEFAULT,
+) -> Broker:
     """A dramatiq-postgres broker on `database_url`, its tables created if missing."""
     import dramatiq_postgres
 
+    # Heartbeats and the sweep that requeues a dead worker's messages run often enough
+    # that a message comes back between one and one and a half timeouts after a crash.
     broker = dramatiq_postgres.PostgresBroker(
         url=libpq_url(database_url), schema=schema, results=False,
         poll_interval=POSTGRES_POLL_INTERVAL_SECONDS,
+        heartbeat_ttl=dead_worker_timeout_seconds,
+        heartbeat_interval=dead_worker_timeout_seconds / 4,
+        maintenance_interval=dead_worker_timeout_seconds / 4,
     )
     try:
         with broker.pool.connection() as connection, connection.cursor() as cursor:

@@ -8,6 +8,7 @@ table has no unique key, so a missing dedupe would show as two rows.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -31,11 +32,14 @@ def create_effects_table(engine: Engine) -> None:
 class EffectRecorder:
     """An idempotent consumer whose effect is one row per event in the effects table."""
 
-    def __init__(self, engine: Engine, name: str = "recorder") -> None:
+    def __init__(self, engine: Engine, name: str = "recorder", *,
+                 delay_seconds: float = 0.0) -> None:
         self.name = name
         self._engine = engine
+        self._delay_seconds = delay_seconds  # a slow consumer, to be caught mid-message
 
     def handle(self, event: Event) -> None:
+        time.sleep(self._delay_seconds)
         with self._engine.begin() as connection:
             if not first_consumption(connection, self.name, event.event_id):
                 return
