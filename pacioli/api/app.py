@@ -29,6 +29,7 @@ from pacioli.api.routes import (
     offers,
     p2p,
     qr,
+    settlements,
     transfers,
     users,
 )
@@ -105,6 +106,7 @@ def create_app(
     app.include_router(funding.router, responses=IDENTITY_RESPONSES)
     app.include_router(offers.router, responses=PROBLEM_RESPONSES)
     app.include_router(history.router, responses=PROBLEM_RESPONSES)
+    app.include_router(settlements.router, responses=PROBLEM_RESPONSES)
     app.include_router(notifications.router, responses=PROBLEM_RESPONSES)
     return app
 

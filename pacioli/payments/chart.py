@@ -34,6 +34,10 @@ class Purpose(enum.StrEnum):
     # Liabilities: money the platform owes its users and merchants.
     WALLET = "wallet"
     MERCHANT_BALANCE = "merchant_balance"
+    # A merchant's takings not yet settled: payments land here and the settlement run
+    # moves them to MERCHANT_BALANCE (docs/settlement.md). Refunds of unsettled payments
+    # are taken from here, so a refund may leave it negative until later sales cover it.
+    MERCHANT_PENDING_SETTLEMENT = "merchant_pending_settlement"
     # Assets: money the platform holds at processors and banks.
     PROCESSOR_CLEARING = "processor_clearing"
     BANK_SETTLEMENT = "bank_settlement"
@@ -56,6 +60,7 @@ class AccountRule:
 RULES: dict[Purpose, AccountRule] = {
     Purpose.WALLET: AccountRule(Direction.CREDIT, no_overdraft=True),
     Purpose.MERCHANT_BALANCE: AccountRule(Direction.CREDIT, no_overdraft=True),
+    Purpose.MERCHANT_PENDING_SETTLEMENT: AccountRule(Direction.CREDIT, no_overdraft=False),
     Purpose.PROCESSOR_CLEARING: AccountRule(Direction.DEBIT, no_overdraft=False),
     Purpose.BANK_SETTLEMENT: AccountRule(Direction.DEBIT, no_overdraft=False),
     Purpose.FEE_REVENUE: AccountRule(Direction.CREDIT, no_overdraft=False),
@@ -93,6 +98,10 @@ class Chart:
         return self.account(
             ChartKey(OwnerKind.MERCHANT, str(merchant_id), Purpose.MERCHANT_BALANCE, currency)
         )
+
+    def merchant_pending_settlement(self, merchant_id: UUID, currency: str) -> UUID:
+        return self.account(ChartKey(OwnerKind.MERCHANT, str(merchant_id),
+                                     Purpose.MERCHANT_PENDING_SETTLEMENT, currency))
 
     def platform(self, purpose: Purpose, currency: str, scope: str = "") -> UUID:
         """A platform account; `scope` names one of several (a processor, a biller)."""

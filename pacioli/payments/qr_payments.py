@@ -6,10 +6,14 @@ not the payload: the payload's CRC must verify, and its amount and currency must
 with what the merchant made. The payment follows the P2P pattern (record, move with a
 ledger key derived from the record, finish) and books:
 
-    payer wallet  →  merchant balance (amount − fee)  +  fee_revenue (fee)
+    payer wallet  →  merchant pending settlement (amount − fee)  +  fee_revenue (fee)
 
 The fee is the merchant's, in basis points of the amount, rounded half up, so the
-merchant's share and the fee always add up to the amount.
+merchant's share and the fee always add up to the amount. The transaction that marks a
+payment succeeded also queues its settlement item (the settlement run later moves the
+merchant's share to its balance and pays it out, docs/settlement.md) and appends the
+`qr_payment.succeeded` event. `expire_codes` marks dynamic codes past their deadline
+`expired` (with a `qr_code.expired` event), for a periodic worker.
 """
 
 from __future__ import annotations
@@ -23,21 +27,25 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from uuid import UUID
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, exists, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
 from pacioli.gateways import qr
 from pacioli.ledger import DomainError, Ledger, credit, debit
 from pacioli.ledger.domain.ids import uuid7
+from pacioli.ledger.outbox import append_event
 from pacioli.payments import errors as pe
 from pacioli.payments import records
 from pacioli.payments.chart import PAYMENTS_CLIENT_ID, Chart, Purpose
+from pacioli.payments.settlement_items import record_item
 from pacioli.payments.tables import merchant_qr_codes, qr_payments
 
 MERCHANT_FEE_BPS = 60  # 0.60% of each QR payment, as Alipay's merchant rate
 UPI_DOMAIN = "pacioli"
 EXPIRY_SECONDS_MAX = 7 * 24 * 3600
+EXPIRY_SWEEP_LIMIT = 500  # codes expired per sweep transaction
+QR_PAYMENT_SOURCE = "qr_payment"  # the settlement items' source kind
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +71,7 @@ class QrCode:
     amount_minor: int | None
     reference: str | None
     expires_at: datetime | None
-    status: str  # active, used, revoked
+    status: str  # active, used, revoked, expired
     payload: str
     created_at: datetime
 
@@ -325,6 +333,8 @@ class QrPayments:
             return pe.QrCodeRevoked.code
         if code.status == "used":
             return pe.QrCodeAlreadyUsed.code
+        if code.status == "expired":
+            return pe.QrCodeExpired.code
         if code.expires_at is not None and self._clock() >= code.expires_at:
             return pe.QrCodeExpired.code
         return None
@@ -377,7 +387,8 @@ class QrPayments:
         legs = [
             debit(self._chart.wallet(payment.payer_user_id, payment.currency),
                   payment.amount_minor),
-            credit(self._chart.merchant_balance(payment.merchant_id, payment.currency),
+            credit(self._chart.merchant_pending_settlement(payment.merchant_id,
+                                                           payment.currency),
                    payment.amount_minor - payment.fee_minor),
         ]
         if payment.fee_minor:
@@ -397,23 +408,79 @@ class QrPayments:
 
     def _finish(self, payment: QrPayment, status: str, *, transfer_id=None, failure_code=None):
         t = qr_payments
+        now = self._clock()
         with self._engine.begin() as connection:
-            connection.execute(
+            finished = connection.execute(
                 update(t).where(t.c.id == payment.id, t.c.status == "created").values(
                     status=status, transfer_id=transfer_id, failure_code=failure_code,
-                    completed_at=self._clock(),
-                )
-            )
-            if status == "succeeded":
-                connection.execute(
-                    update(merchant_qr_codes).where(
-                        merchant_qr_codes.c.id == payment.qr_id,
-                        merchant_qr_codes.c.kind == "dynamic",
-                        merchant_qr_codes.c.status == "active",
-                    ).values(status="used")
-                )
-            row = connection.execute(select(t).where(t.c.id == payment.id)).one()
+                    completed_at=now,
+                ).returning(t)
+            ).first()
+            if finished is not None and status == "succeeded":
+                self._record_success(connection, _payment(finished))
+            row = finished or connection.execute(select(t).where(t.c.id == payment.id)).one()
         return _payment(row)
+
+    def _record_success(self, connection, payment: QrPayment) -> None:
+        """In the transaction that marks `payment` succeeded: use up a dynamic code,
+        queue the merchant's settlement item and append `qr_payment.succeeded`."""
+        codes = merchant_qr_codes
+        # A code the sweep expired while this payment (claimed in time) was moving is
+        # used all the same: it was paid.
+        code = connection.execute(
+            update(codes).where(codes.c.id == payment.qr_id, codes.c.kind == "dynamic",
+                                codes.c.status.in_(("active", "expired")))
+            .values(status="used").returning(codes.c.reference)
+        ).first() or connection.execute(
+            select(codes.c.reference).where(codes.c.id == payment.qr_id)
+        ).one()
+        record_item(
+            connection, merchant_id=payment.merchant_id, currency=payment.currency,
+            source_kind=QR_PAYMENT_SOURCE, source_id=payment.id,
+            gross_minor=payment.amount_minor, fee_minor=payment.fee_minor,
+            completed_at=payment.completed_at,
+        )
+        append_event(connection, "qr_payment.succeeded", "qr_payment", str(payment.id), {
+            "payment_id": str(payment.id), "merchant_id": str(payment.merchant_id),
+            "payer_user_id": str(payment.payer_user_id),
+            "amount_minor": str(payment.amount_minor), "fee_minor": str(payment.fee_minor),
+            "net_minor": str(payment.amount_minor - payment.fee_minor),
+            "currency": payment.currency, "qr_code_id": str(payment.qr_id),
+            "reference": code.reference, "completed_at": payment.completed_at.isoformat(),
+        })
+
+    # The expiry sweep.
+
+    def expire_codes(self, now: datetime, *, limit: int = EXPIRY_SWEEP_LIMIT) -> list[QrCode]:
+        """Mark active dynamic codes whose deadline is at or before `now` expired, each
+        with a `qr_code.expired` event in the same transaction; return them.
+
+        Safe to run from several workers at once (rows are claimed with SKIP LOCKED and
+        updated only while active). A code with a payment under way is left alone: that
+        payment was claimed in time and will use it up.
+        """
+        codes, payments = merchant_qr_codes, qr_payments
+        candidate = codes.alias("candidate")
+        due = (
+            select(candidate.c.id)
+            .where(candidate.c.status == "active", candidate.c.expires_at <= now,
+                   ~exists().where(payments.c.qr_id == candidate.c.id,
+                                   payments.c.status != "failed"))
+            .order_by(candidate.c.expires_at).limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self._engine.begin() as connection:
+            rows = connection.execute(
+                update(codes).where(codes.c.id.in_(due.scalar_subquery()),
+                                    codes.c.status == "active")
+                .values(status="expired").returning(codes)
+            ).all()
+            for row in rows:
+                append_event(connection, "qr_code.expired", "qr_code", str(row.id), {
+                    "qr_code_id": str(row.id), "merchant_id": str(row.merchant_id),
+                    "reference": row.reference, "expires_at": row.expires_at.isoformat(),
+                })
+        return [_code(row) for row in rows]
 
     def _code_by_key(self, merchant_id: UUID, key: str):
         t = merchant_qr_codes

@@ -152,14 +152,14 @@ merchant_qr_codes = Table(
     Column("amount_minor", MinorUnits),  # dynamic only
     Column("reference", Text),
     Column("expires_at", DateTime(timezone=True)),
-    Column("status", Text, nullable=False),  # active, used, revoked
+    Column("status", Text, nullable=False),  # active, used, revoked, expired (0013)
     Column("payload", Text, nullable=False),
     Column("idempotency_key", Text, nullable=False),
     Column("request_hash", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("merchant_id", "idempotency_key"),
     CheckConstraint("kind IN ('static', 'dynamic')", name="kind"),
-    CheckConstraint("status IN ('active', 'used', 'revoked')", name="status"),
+    CheckConstraint("status IN ('active', 'used', 'revoked', 'expired')", name="status"),
     CheckConstraint("(kind = 'dynamic') = (amount_minor IS NOT NULL)", name="amount_iff_dynamic"),
 )
 Index("ix_merchant_qr_codes_merchant", merchant_qr_codes.c.merchant_id, merchant_qr_codes.c.id)

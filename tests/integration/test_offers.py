@@ -144,9 +144,11 @@ def test_a_qualifying_payment_earns_cashback_from_the_merchants_pool_once(world)
     assert rewarded_again == cashback
     assert world.wallet(user) == 100_00 - 30_00 + 1_50
     assert world.offers.pool_balance(merchant_funder(shop.id), "USD") == 20_00 - 1_50
-    # The merchant's balance paid the pool in advance, and received the payment less fee.
-    assert world.balance(world.chart.merchant_balance(shop.id, "USD")) == (
-        50_00 - 20_00 + 30_00 - paid.fee_minor)
+    # The merchant's balance paid the pool in advance; the payment less fee waits in its
+    # pending-settlement account until the settlement run (docs/settlement.md).
+    assert world.balance(world.chart.merchant_balance(shop.id, "USD")) == 50_00 - 20_00
+    assert world.balance(world.chart.merchant_pending_settlement(shop.id, "USD")) == (
+        30_00 - paid.fee_minor)
 
 
 def test_concurrent_retries_of_one_payment_pay_its_cashback_once(world):

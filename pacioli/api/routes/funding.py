@@ -36,6 +36,7 @@ from pacioli.gateways.base import PaymentGateway
 from pacioli.gateways.sandbox import SandboxGateway
 from pacioli.payments.chart import Chart
 from pacioli.payments.instruments import BANK_ACCOUNT, CARD, Instruments
+from pacioli.payments.settlement import register_settlement_handler
 from pacioli.payments.topups import TopUps, register_funding_handlers
 from pacioli.payments.withdrawals import Withdrawals
 
@@ -61,7 +62,8 @@ def app_chart(app: FastAPI) -> Chart:
 
 
 def with_funding_handlers(inner: Lifespan) -> Lifespan:
-    """`inner`, plus the top-up and withdrawal callback handlers while the app runs.
+    """`inner`, plus the top-up, withdrawal and settlement payout callback handlers while
+    the app runs.
 
     Registered after `inner` opened the ledger, removed at shutdown, so a stopped app
     (tests start many) leaves no handler behind.
@@ -70,13 +72,13 @@ def with_funding_handlers(inner: Lifespan) -> Lifespan:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with inner(app):
-            unregister = register_funding_handlers(
-                app.state.engine, app.state.ledger, app_chart(app), app_gateway(app)
-            )
+            flows = (app.state.engine, app.state.ledger, app_chart(app), app_gateway(app))
+            removers = [register_funding_handlers(*flows), register_settlement_handler(*flows)]
             try:
                 yield
             finally:
-                unregister()
+                for unregister in removers:
+                    unregister()
 
     return lifespan
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from pacioli.api.auth import (
     AdminOrUser,
@@ -23,6 +23,7 @@ from pacioli.api.auth import (
 from pacioli.api.deps import AdminClient
 from pacioli.api.errors import InvalidRequest
 from pacioli.api.routes import API_PREFIX
+from pacioli.api.routes.funding import app_gateway
 from pacioli.api.schemas.merchants import (
     ApiKeyCreate,
     ApiKeyList,
@@ -127,15 +128,17 @@ def put_settlement_account(
     body: SettlementAccountPut,
     merchant: CurrentMerchant,
     engine: EngineDep,
+    request: Request,
     one_time_code: OneTimeCode = None,
 ) -> SettlementAccountPublic:
+    """An account and routing number are tokenized at the gateway for payouts."""
     details = settlement_accounts.bank_details(
         account_holder=body.account_holder, iban=body.iban,
         account_number=body.account_number, routing_number=body.routing_number,
     )
     account, _changed = settlement_accounts.set_settlement_account(
         engine, merchant.id, owner_user_id=merchant.owner_user_id, details=details,
-        one_time_code=one_time_code,
+        one_time_code=one_time_code, gateway=app_gateway(request.app),
     )
     return SettlementAccountPublic.of(account)
 

@@ -21,6 +21,8 @@ from pacioli.api.schemas.qr import (
     QrCodePublic,
     QrPaymentCreate,
     QrPaymentPublic,
+    QrRefundCreate,
+    QrRefundPublic,
     QrScan,
     QrScanned,
 )
@@ -28,6 +30,7 @@ from pacioli.gateways import qr
 from pacioli.payments import merchants
 from pacioli.payments.chart import OwnerKind, Purpose
 from pacioli.payments.qr_payments import MerchantProfile, QrAnswer, QrPayments
+from pacioli.payments.qr_refunds import QrRefunds, RefundAnswer
 
 router = APIRouter(tags=["QR payments"])
 MERCHANT = f"{API_PREFIX}/merchants/me"
@@ -41,6 +44,13 @@ def get_qr_payments(request: Request, chart: ChartDep, scales: ScalesDep) -> QrP
 
 
 QrDep = Annotated[QrPayments, Depends(get_qr_payments)]
+
+
+def get_qr_refunds(request: Request, chart: ChartDep) -> QrRefunds:
+    return QrRefunds(request.app.state.engine, request.app.state.ledger, chart)
+
+
+RefundsDep = Annotated[QrRefunds, Depends(get_qr_refunds)]
 
 
 # Merchants.
@@ -110,22 +120,70 @@ def list_merchant_payments(
     return Page.of(rows, limit, lambda p: QrPaymentPublic.of(p, scales), lambda p: p.id)
 
 
-@router.get(f"{MERCHANT}/balances", summary="The merchant's balances, not yet paid out")
+@router.post(f"{MERCHANT}/qr-payments/{{payment_id}}/refunds", status_code=201,
+             summary="Refund (part of) a QR payment to the payer's wallet")
+def refund_payment(
+    payment_id: UUID, body: QrRefundCreate, merchant: CurrentMerchant,
+    key: IdempotencyKeyHeader, codes: QrDep, refunds: RefundsDep, scales: ScalesDep,
+    response: Response,
+) -> QrRefundPublic:
+    """Before the payment is settled the refund comes out of its pending settlement (and
+    shows in the settlement's refunds); after, out of the merchant's balance."""
+    payment = codes.get_payment(payment_id=payment_id, merchant_id=merchant.id)
+    amount_minor = None if body.amount is None else scales.to_minor(body.amount,
+                                                                    payment.currency)
+    answer = refunds.refund(merchant_id=merchant.id, payment_id=payment_id,
+                            amount_minor=amount_minor, idempotency_key=key)
+    return QrRefundPublic.of(_answered(answer, response), scales)
+
+
+@router.get(f"{MERCHANT}/qr-refunds", summary="The merchant's refunds, newest first")
+def list_refunds(
+    merchant: CurrentMerchant, refunds: RefundsDep, scales: ScalesDep,
+    payment_id: UUID | None = None, limit: PageLimit = PAGE_LIMIT_DEFAULT,
+    starting_after: UUID | None = None,
+) -> Page[QrRefundPublic]:
+    rows = refunds.list(merchant.id, payment_id=payment_id, limit=limit + 1,
+                        starting_after=starting_after)
+    return Page.of(rows, limit, lambda r: QrRefundPublic.of(r, scales), lambda r: r.id)
+
+
+@router.get(f"{MERCHANT}/qr-refunds/{{refund_id}}", summary="One of the merchant's refunds")
+def get_refund(refund_id: UUID, merchant: CurrentMerchant, refunds: RefundsDep,
+               scales: ScalesDep) -> QrRefundPublic:
+    return QrRefundPublic.of(refunds.get(merchant.id, refund_id), scales)
+
+
+@router.get(f"{MERCHANT}/balances",
+            summary="The merchant's balances and pending settlements, per currency")
 def list_merchant_balances(
     merchant: CurrentMerchant, chart: ChartDep, ledger: LedgerDep, scales: ScalesDep
 ) -> list[MerchantBalancePublic]:
     owned = chart.owned_accounts(OwnerKind.MERCHANT, str(merchant.id))
-    balances = []
-    for (purpose, currency), account_id in sorted(owned.items()):
-        if purpose != Purpose.MERCHANT_BALANCE:
-            continue
-        account = ledger.get_account(account_id)
-        available = account.balances.available(account.normal_side)
-        balances.append(MerchantBalancePublic(
-            currency=currency, available=scales.to_major(available, currency),
-            account_id=account_id,
-        ))
-    return balances
+    wanted = (Purpose.MERCHANT_BALANCE, Purpose.MERCHANT_PENDING_SETTLEMENT)
+    by_currency: dict[str, dict[str, UUID]] = {}
+    for (purpose, currency), account_id in owned.items():
+        if purpose in wanted:
+            by_currency.setdefault(currency, {})[purpose] = account_id
+    return [_balance(currency, by_currency[currency], ledger, scales)
+            for currency in sorted(by_currency)]
+
+
+def _balance(currency: str, accounts: dict[str, UUID], ledger, scales) -> MerchantBalancePublic:
+    def available(purpose: Purpose) -> int:
+        if purpose not in accounts:
+            return 0
+        account = ledger.get_account(accounts[purpose])
+        return account.balances.available(account.normal_side)
+
+    return MerchantBalancePublic(
+        currency=currency,
+        available=scales.to_major(available(Purpose.MERCHANT_BALANCE), currency),
+        account_id=accounts.get(Purpose.MERCHANT_BALANCE),
+        pending_settlement=scales.to_major(available(Purpose.MERCHANT_PENDING_SETTLEMENT),
+                                           currency),
+        pending_settlement_account_id=accounts.get(Purpose.MERCHANT_PENDING_SETTLEMENT),
+    )
 
 
 # Payers.
@@ -169,7 +227,7 @@ def get_payment(payment_id: UUID, user: CurrentUser, codes: QrDep,
                               scales)
 
 
-def _answered(answer: QrAnswer, response: Response):
+def _answered(answer: QrAnswer | RefundAnswer, response: Response):
     if answer.replayed:
         response.headers[REPLAYED_HEADER] = "true"
     return answer.value

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 from pacioli.api.schemas.common import RequestModel
 from pacioli.api.schemas.money import AmountStr, AssetScales
 from pacioli.payments.qr_payments import EXPIRY_SECONDS_MAX, QrCode, QrPayment, Scanned
+from pacioli.payments.qr_refunds import QrRefund
 
 
 class QrCodeCreate(RequestModel):
@@ -29,7 +30,7 @@ class QrCodeCreate(RequestModel):
 class QrCodePublic(BaseModel):
     id: UUID
     kind: Literal["static", "dynamic"]
-    status: Literal["active", "used", "revoked"]
+    status: Literal["active", "used", "revoked", "expired"]
     currency: str
     amount: str | None
     reference: str | None
@@ -106,6 +107,48 @@ class QrPaymentPublic(BaseModel):
 
 
 class MerchantBalancePublic(BaseModel):
+    """One currency of a merchant's money: settled and not yet settled."""
+
     currency: str
-    available: str
-    account_id: UUID
+    available: str = Field(description="Settled into the merchant's balance, not held for a "
+                           "payout: what it may spend (e.g. fund its promotions pool).")
+    account_id: UUID | None = Field(description="The merchant balance's ledger account.")
+    pending_settlement: str = Field(description="Earned but not yet settled: waits for the "
+                                    "next settlement run (net of fees and refunds).")
+    pending_settlement_account_id: UUID | None
+
+
+class QrRefundCreate(RequestModel):
+    amount: AmountStr | None = Field(
+        None, description="How much to give back; left out, all that is left of the payment.")
+
+
+class QrRefundPublic(BaseModel):
+    """A refund of a QR payment to the payer's wallet."""
+
+    id: UUID
+    payment_id: UUID
+    status: Literal["created", "succeeded", "failed"]
+    failure_code: str | None
+    amount: str
+    fee_returned: str = Field(description="The part of the payment's fee the platform gave "
+                              "back; the merchant bears amount − fee_returned.")
+    currency: str
+    source: Literal["pending_settlement", "merchant_balance"] = Field(
+        description="Which merchant account paid it: the payment's pending settlement (the "
+        "refund is then netted in its settlement), or the settled balance.")
+    transfer_id: UUID | None
+    created_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def of(cls, refund: QrRefund, scales: AssetScales) -> QrRefundPublic:
+        currency = refund.currency
+        return cls(
+            id=refund.id, payment_id=refund.payment_id, status=refund.status,
+            failure_code=refund.failure_code,
+            amount=scales.to_major(refund.amount_minor, currency),
+            fee_returned=scales.to_major(refund.fee_returned_minor, currency),
+            currency=currency, source=refund.source, transfer_id=refund.transfer_id,
+            created_at=refund.created_at, completed_at=refund.completed_at,
+        )
