@@ -32,6 +32,7 @@ from pacioli.api.routes import (
     settlements,
     transfers,
     users,
+    webhooks,
 )
 from pacioli.api.schemas.money import AssetScales
 from pacioli.api.schemas.problems import ProblemPublic
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(history.router, responses=PROBLEM_RESPONSES)
     app.include_router(settlements.router, responses=PROBLEM_RESPONSES)
     app.include_router(notifications.router, responses=PROBLEM_RESPONSES)
+    app.include_router(webhooks.router, responses=IDENTITY_RESPONSES)
     return app
 
 
