@@ -32,6 +32,8 @@ from pacioli.payments.notification_delivery import (
 )
 from pacioli.payments.notification_reminders import BillReminders
 from pacioli.payments.notifications import Notifications
+from pacioli.payments.qr_payments import QrPayments
+from pacioli.payments.settlement import Settlement
 from pacioli.payments.topups import TopUps
 from pacioli.payments.withdrawals import Withdrawals
 from pacioli.workers.actors import EventConsumer
@@ -50,6 +52,12 @@ NOTIFICATION_DELIVERY_INTERVAL = timedelta(seconds=5)
 # every paid-before bill from its biller, so it may take a while.
 BILL_REMINDER_INTERVAL = timedelta(hours=6)
 BILL_REMINDER_LEASE = timedelta(hours=1)
+# Settlement runs often: what is due follows from the cutoff, so a rerun binds nothing new;
+# a run left unfinished (a killed worker) is resumed by the next one, so a short lease.
+SETTLEMENT_CYCLE_INTERVAL = timedelta(minutes=1)
+SETTLEMENT_REFRESH_INTERVAL = timedelta(seconds=60)
+SETTLEMENT_LEASE = timedelta(minutes=2)
+QR_EXPIRY_INTERVAL = timedelta(seconds=30)
 
 
 @dataclass
@@ -78,10 +86,27 @@ def wire(engine: Engine, ledger: Ledger, settings: Settings, resources: ExitStac
 
     workload.extend(notification_work(engine, ledger, settings))
 
-    # Settlement (engineer "settlement"): the settlement-cycle job and the dynamic QR
-    # expiry sweep go here.
+    workload.jobs += settlement_jobs(engine, ledger, chart, gateway, settings)
 
     return workload
+
+
+def settlement_jobs(
+    engine: Engine, ledger: Ledger, chart: Chart, gateway: SandboxGateway, settings: Settings
+) -> list[ScheduledJob]:
+    """Merchant settlement and payouts (docs/settlement.md), and the dynamic QR expiry."""
+    settlement = Settlement(engine, ledger, chart, gateway,
+                            cycle_days=settings.settlement_cycle_days,
+                            fault_at=settings.fault_at)
+    scales = {asset.code: asset.scale for asset in ledger.list_assets()}
+    codes = QrPayments(engine, ledger, chart, scale_of=scales.__getitem__)
+    return [
+        ScheduledJob("settlement.run_cycle", SETTLEMENT_CYCLE_INTERVAL, settlement.run_cycle,
+                     lease=SETTLEMENT_LEASE),
+        ScheduledJob("settlement.refresh_unsettled", SETTLEMENT_REFRESH_INTERVAL,
+                     settlement.refresh_unsettled, lease=SETTLEMENT_LEASE),
+        ScheduledJob("qr.expire_codes", QR_EXPIRY_INTERVAL, codes.expire_codes),
+    ]
 
 
 def ledger_jobs(ledger: Ledger) -> list[ScheduledJob]:
