@@ -145,8 +145,8 @@ class World:
         return [(row.event_type, row.payload) for row in rows]
 
 
-@pytest.fixture
-def world(engine, ledger) -> Iterator[World]:
+def make_world(engine: Engine, ledger: Ledger) -> World:
+    """Everything on one clock; the sandbox decides payouts at once (no delay)."""
     clock = Clock()
     gateway = SandboxGateway(
         engine, SandboxSettings(callback_base_url="http://testserver", signing_secret=SECRET,
@@ -154,11 +154,16 @@ def world(engine, ledger) -> Iterator[World]:
         clock=clock,
     )
     chart = Chart(engine, ledger)
-    registry = HandlerRegistry()
     qr = QrPayments(engine, ledger, chart, scale_of=SCALES.__getitem__, clock=clock)
-    world = World(engine, ledger, chart, clock, gateway, registry, qr,
-                  QrRefunds(engine, ledger, chart, clock=clock))
-    unregister = register_settlement_handler(engine, ledger, chart, gateway, registry=registry)
+    return World(engine, ledger, chart, clock, gateway, HandlerRegistry(), qr,
+                 QrRefunds(engine, ledger, chart, clock=clock))
+
+
+@pytest.fixture
+def world(engine, ledger) -> Iterator[World]:
+    world = make_world(engine, ledger)
+    unregister = register_settlement_handler(engine, ledger, world.chart, world.gateway,
+                                             registry=world.registry)
     yield world
     unregister()
 

@@ -18,16 +18,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from pacioli.gateways.callbacks import HandlerRegistry
-from pacioli.gateways.sandbox import SandboxGateway, SandboxSettings
 from pacioli.gateways.sandbox.tables import requests as sandbox_requests
 from pacioli.ledger import Ledger
 from pacioli.ledger.service.reconcile import check_ledger
 from pacioli.ledger.storage.database import make_engine
-from pacioli.payments.chart import Chart
-from pacioli.payments.qr_payments import QrPayments
-from pacioli.payments.qr_refunds import QrRefunds
-from tests.integration.test_settlement import DAY, SCALES, Clock, World
+from tests.integration.test_settlement import DAY, World, make_world
 
 WORKER = """
 import sys
@@ -55,13 +50,8 @@ print("finished")
 @pytest.fixture
 def fresh_world(fresh_database_url) -> Iterator[World]:
     engine = make_engine(fresh_database_url, pool_size=5)
-    clock = Clock()
-    gateway = SandboxGateway(engine, SandboxSettings(async_delay_seconds=0), clock=clock)
     with Ledger(engine) as ledger:
-        chart = Chart(engine, ledger)
-        qr = QrPayments(engine, ledger, chart, scale_of=SCALES.__getitem__, clock=clock)
-        yield World(engine, ledger, chart, clock, gateway, HandlerRegistry(), qr,
-                    QrRefunds(engine, ledger, chart, clock=clock))
+        yield make_world(engine, ledger)
     engine.dispose()
 
 
