@@ -67,8 +67,9 @@ CONSUMER_NAME = "webhooks"
 ENDPOINTS_PER_MERCHANT_MAX = 16
 DESCRIPTION_LENGTH_MAX = 200
 ATTEMPTS_SHOWN_MAX = 50
-# Added to a claim's lease beyond the time its batch can take to send.
-LEASE_MARGIN = timedelta(seconds=60)
+# Added to a claim's lease beyond the time its batch can take to send (resolving hosts,
+# recording outcomes). Outliving the lease is harmless but for a repeated request.
+LEASE_MARGIN = timedelta(seconds=15)
 
 e = webhook_endpoints
 d = webhook_deliveries
@@ -156,6 +157,8 @@ class Webhooks:
     """The webhook service of one process: endpoints, the consumer and the delivery jobs."""
 
     name = CONSUMER_NAME
+    # The relay sends this consumer only these types (pacioli/workers/actors.py).
+    event_types = frozenset(EVENT_TYPES)
 
     def __init__(
         self,

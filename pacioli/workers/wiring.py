@@ -35,6 +35,7 @@ from pacioli.payments.notifications import Notifications
 from pacioli.payments.qr_payments import QrPayments
 from pacioli.payments.settlement import Settlement
 from pacioli.payments.topups import TopUps
+from pacioli.payments.webhooks import Webhooks
 from pacioli.payments.withdrawals import Withdrawals
 from pacioli.workers.actors import EventConsumer
 from pacioli.workers.scheduler import ScheduledJob
@@ -58,6 +59,8 @@ SETTLEMENT_CYCLE_INTERVAL = timedelta(minutes=1)
 SETTLEMENT_REFRESH_INTERVAL = timedelta(seconds=60)
 SETTLEMENT_LEASE = timedelta(minutes=2)
 QR_EXPIRY_INTERVAL = timedelta(seconds=30)
+# Webhook deliveries due (first attempts and retries) go out this often.
+WEBHOOK_DELIVERY_INTERVAL = timedelta(seconds=1)
 
 
 @dataclass
@@ -81,8 +84,7 @@ def wire(engine: Engine, ledger: Ledger, settings: Settings, resources: ExitStac
     workload.jobs += funding_jobs(engine, ledger, chart, gateway)
     workload.jobs += sandbox_jobs(gateway, resources)
 
-    # Webhooks (engineer "webhooks"): the delivery consumer of merchant events
-    # and the job that retries due deliveries go here.
+    workload.extend(webhook_work(engine, settings, resources))
 
     workload.extend(notification_work(engine, ledger, settings))
 
@@ -131,6 +133,17 @@ def funding_jobs(
         ScheduledJob("bill_payments.refresh_unsettled", UNSETTLED_REFRESH_INTERVAL,
                      lambda now: bills.refresh_unsettled()),
     ]
+
+
+def webhook_work(engine: Engine, settings: Settings, resources: ExitStack) -> Workload:
+    """Merchant webhooks: the consumer that makes deliveries of merchant events, and the
+    job that sends the due ones (first attempts and retries; docs/webhooks.md)."""
+    webhooks = Webhooks.from_settings(engine, settings)
+    resources.callback(webhooks.close)
+    return Workload(consumers=[webhooks], jobs=[
+        ScheduledJob("webhooks.deliver_due", WEBHOOK_DELIVERY_INTERVAL,
+                     lambda now: webhooks.deliver_due(now), lease=webhooks.lease),
+    ])
 
 
 def notification_work(engine: Engine, ledger: Ledger, settings: Settings) -> Workload:
