@@ -10,6 +10,11 @@ one; when one fails, the later events of the same aggregate in the message are h
 back (so they do not overtake it), the others still go through, and the actor raises at
 the end so that dramatiq retries the message with backoff. The retry hands every event
 over again, which consumers make harmless by deduplicating.
+
+A consumer that can do better with many events at once (one database transaction for
+the batch instead of one per event) may define `handle_batch(events)` as well; the
+actor then calls only that, with the message's events in order, and a failure retries
+the whole message. It must be idempotent for each event of the batch, like `handle`.
 """
 
 from __future__ import annotations
@@ -78,11 +83,15 @@ def _handler_of(consumer: EventConsumer):
 
 
 def deliver(consumer: EventConsumer, messages: Iterable[Mapping[str, Any]]) -> None:
-    """Hand each event to `consumer` in order; raise EventsNotHandled if any failed."""
+    """Hand the events to `consumer` in order; raise EventsNotHandled if any failed."""
+    events = [Event.from_message(dict(message)) for message in messages]
+    handle_batch = getattr(consumer, "handle_batch", None)
+    if handle_batch is not None:
+        handle_batch(events)
+        return
     failed_aggregates: set[tuple[str, str]] = set()
     failures = 0
-    for message in messages:
-        event = Event.from_message(dict(message))
+    for event in events:
         aggregate = (event.aggregate_type, event.aggregate_id)
         if aggregate in failed_aggregates:
             continue  # Held back behind its aggregate's failed event, retried with it.

@@ -162,3 +162,36 @@ def test_a_resent_batch_has_no_second_effect(broker, worker):
 def test_two_consumers_with_one_name_are_refused(broker):
     with pytest.raises(ValueError, match="two consumers"):
         declare_consumer_actors(broker, [Recorder("x"), Recorder("x")], queue_prefix=PREFIX)
+
+
+class BatchRecorder(Recorder):
+    """A consumer that takes a message's events in one call (`handle_batch`)."""
+
+    def __init__(self, name: str, *, fail_first_batch: bool = False):
+        super().__init__(name)
+        self.batches: list[list[Event]] = []
+        self._fail_first_batch = fail_first_batch
+
+    def handle_batch(self, events: list[Event]) -> None:
+        self.batches.append(list(events))
+        if self._fail_first_batch:
+            self._fail_first_batch = False
+            raise RuntimeError("transient failure")
+        for event in events:
+            self.effects.setdefault(event.event_id, 1)
+
+
+def test_a_batch_consumer_gets_each_message_in_one_call_and_a_failure_retries_it(
+    broker, worker
+):
+    consumer = BatchRecorder("batch", fail_first_batch=True)
+    actors = declare_consumer_actors(broker, [consumer], queue_prefix=PREFIX)
+    events = [event("a"), event("b"), event("a")]
+
+    dispatcher([consumer], actors)(events)
+    broker.join(queue_name(PREFIX, "batch"), timeout=10_000)
+    worker.join()
+
+    assert consumer.batches == [events, events]  # failed once, retried whole
+    assert consumer.calls == []  # handle() is not used when handle_batch exists
+    assert consumer.effects == {e.event_id: 1 for e in events}
