@@ -20,6 +20,7 @@ from pacioli.ledger.domain.money import format_minor
 # The public catalog: type -> what it means. Endpoints subscribe to these (or to all).
 EVENT_TYPES: dict[str, str] = {
     "qr_payment.succeeded": "A customer paid one of the merchant's QR codes.",
+    "qr_payment.refunded": "A QR payment was refunded to the customer (in full or in part).",
     "qr_code.expired": "A dynamic QR code ran out unpaid.",
     "cashback.credited": "Cashback the merchant funds was credited to a customer.",
     "settlement.paid": "A settlement batch was paid out to the merchant's bank account.",

@@ -57,6 +57,13 @@ def test_amounts_become_decimal_strings_in_major_units():
     }
 
 
+def test_a_refund_keeps_its_returned_fee_as_a_decimal_string():
+    payload = {"refund_id": "r1", "amount_minor": "500", "fee_returned_minor": "3",
+               "currency": "USD"}
+    assert public_data(payload, SCALES) == {"refund_id": "r1", "amount": "5.00",
+                                            "fee_returned": "0.03", "currency": "USD"}
+
+
 def test_amounts_follow_the_scale_of_their_currency():
     assert public_data({"amount_minor": "500", "currency": "JPY"}, SCALES)["amount"] == "500"
     assert public_data({"net_minor": "1", "currency": "ETH"}, SCALES)["net"] == \
