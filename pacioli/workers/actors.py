@@ -30,7 +30,8 @@ from pacioli.ledger.outbox import Event
 
 log = logging.getLogger(__name__)
 
-# Retries of a failed message: 1 s doubling up to 5 min, for about eight hours in all.
+# Retries of a failed message: from 2-4 s, doubling, to 2.5-5 min (dramatiq's jitter), about
+# six hours in all; then dramatiq dead-letters it (docs/workers.md, failure modes).
 RETRIES_MAX = 100
 RETRY_BACKOFF_MIN_MS = 1_000
 RETRY_BACKOFF_MAX_MS = 300_000
