@@ -76,23 +76,36 @@ def body_of(payload: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
-    """A delivery this worker may attempt, with what the attempt needs."""
+class Outgoing:
+    """What one attempt sends: where, its webhook-id, its body and the signing secrets."""
 
-    delivery_id: UUID
-    attempt_number: int
     url: str
     msg_id: str
     body: str
     secrets: tuple[str, ...]
 
 
-def live_secrets(row: Any, now: datetime) -> tuple[str, ...]:
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A delivery this worker may attempt (the claim's attempt number), and the request."""
+
+    delivery_id: UUID
+    attempt_number: int
+    outgoing: Outgoing
+
+
+def outgoing(endpoint: Any, event_id: UUID, payload: dict[str, Any], now: datetime) -> Outgoing:
+    """The request for an event to an endpoint (a row with its url and secrets) at `now`."""
+    return Outgoing(endpoint.url, webhook_id(event_id), body_of(payload),
+                    live_secrets(endpoint, now))
+
+
+def live_secrets(endpoint: Any, now: datetime) -> tuple[str, ...]:
     """The secrets an endpoint signs with: the current one, and the previous one in grace."""
-    expires_at = row.previous_secret_expires_at
-    if row.previous_secret is not None and expires_at is not None and expires_at > now:
-        return (row.secret, row.previous_secret)
-    return (row.secret,)
+    expires_at = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret is not None and expires_at is not None and expires_at > now:
+        return (endpoint.secret, endpoint.previous_secret)
+    return (endpoint.secret,)
 
 
 def claim_due(
@@ -124,9 +137,8 @@ def claim_due(
         )
     }
     return [
-        Claim(row.id, row.attempt_count, endpoints[row.endpoint_id].url,
-              webhook_id(row.event_id), body_of(row.payload),
-              live_secrets(endpoints[row.endpoint_id], now))
+        Claim(row.id, row.attempt_count,
+              outgoing(endpoints[row.endpoint_id], row.event_id, row.payload, now))
         for row in claimed
     ]
 

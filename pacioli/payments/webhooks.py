@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from pacioli.config import Settings, get_settings
 from pacioli.gateways.webhooks import (
+    AttemptResult,
     TargetGuard,
     TargetPolicy,
     WebhookSender,
@@ -418,8 +419,7 @@ class Webhooks:
             list(pool.map(lambda claim: self._attempt(claim, now), claims))
 
     def _attempt(self, claim: delivery.Claim, now: datetime) -> None:
-        result = self.sender.send(claim.url, msg_id=claim.msg_id, body=claim.body,
-                                  secrets_=claim.secrets)
+        result = self._send(claim.outgoing)
         wait = delivery.retry_delay(claim.attempt_number, self._rng.random())
         with self.engine.begin() as connection:
             delivery.record_scheduled(connection, claim, result, now=now,
@@ -435,17 +435,18 @@ class Webhooks:
         """
         fields = {"delivery_id": str(delivery_id)}
         with self.engine.begin() as connection:
-            refs = idempotency.claim(connection, write_key, "redeliver_webhook", fields)
-            if refs is None:
-                target = _manual_target(connection, merchant_id, delivery_id, self._clock())
-                idempotency.record(connection, write_key, fields)
-        if refs is not None:
-            return Written(self.get_delivery(merchant_id, delivery_id), replayed=True)
-        url, msg_id, body, secrets = target
-        result = self.sender.send(url, msg_id=msg_id, body=body, secrets_=secrets)
+            if idempotency.claim(connection, write_key, "redeliver_webhook", fields) is not None:
+                return Written(_delivery(connection, merchant_id, delivery_id), replayed=True)
+            request = _manual_request(connection, merchant_id, delivery_id, self._clock())
+            idempotency.record(connection, write_key, fields)
+        result = self._send(request)
         with self.engine.begin() as connection:
             delivery.record_manual(connection, delivery_id, result, now=self._clock())
         return Written(self.get_delivery(merchant_id, delivery_id), replayed=False)
+
+    def _send(self, request: delivery.Outgoing) -> AttemptResult:
+        return self.sender.send(request.url, msg_id=request.msg_id, body=request.body,
+                                secrets_=request.secrets)
 
     def send_test_event(
         self, merchant_id: UUID, endpoint_id: UUID, *, write_key: WriteKey
@@ -459,7 +460,8 @@ class Webhooks:
         with self.engine.begin() as connection:
             refs = idempotency.claim(connection, write_key, "send_webhook_test", fields)
             if refs is not None:
-                return Written(self.get_delivery(merchant_id, UUID(refs["delivery_id"])), True)
+                return Written(_delivery(connection, merchant_id, UUID(refs["delivery_id"])),
+                               replayed=True)
             endpoint = _load(connection, merchant_id, endpoint_id)
             if not endpoint.enabled:
                 raise WebhookEndpointDisabled()
@@ -477,12 +479,7 @@ class Webhooks:
     def get_delivery(self, merchant_id: UUID, delivery_id: UUID) -> WebhookDelivery:
         """Raises: WebhookDeliveryNotFound (also another merchant's)."""
         with self.engine.connect() as connection:
-            row = connection.execute(
-                select(d).where(d.c.id == delivery_id, d.c.merchant_id == merchant_id)
-            ).first()
-            if row is None:
-                raise WebhookDeliveryNotFound()
-            return _with_attempts(connection, [row])[0]
+            return _delivery(connection, merchant_id, delivery_id)
 
     def list_deliveries(
         self,
@@ -573,21 +570,29 @@ def _new_delivery(
     }
 
 
-def _manual_target(connection: Connection, merchant_id: UUID, delivery_id: UUID, now: datetime):
-    """The URL, webhook-id, body and secrets of a redelivery.
-
-    Raises: WebhookDeliveryNotFound, WebhookEndpointDisabled.
-    """
+def _manual_request(
+    connection: Connection, merchant_id: UUID, delivery_id: UUID, now: datetime
+) -> delivery.Outgoing:
+    """What a redelivery sends. Raises: WebhookDeliveryNotFound, WebhookEndpointDisabled."""
     row = connection.execute(
         select(d.c.event_id, d.c.payload, e).join(e, e.c.id == d.c.endpoint_id)
         .where(d.c.id == delivery_id, d.c.merchant_id == merchant_id)
     ).first()
     if row is None:
         raise WebhookDeliveryNotFound()
-    if row.status == EndpointStatus.DISABLED:
+    if row.status == EndpointStatus.DISABLED:  # the endpoint's status
         raise WebhookEndpointDisabled()
-    return (row.url, delivery.webhook_id(row.event_id), delivery.body_of(row.payload),
-            delivery.live_secrets(row, now))
+    return delivery.outgoing(row, row.event_id, row.payload, now)
+
+
+def _delivery(connection: Connection, merchant_id: UUID, delivery_id: UUID) -> WebhookDelivery:
+    """Raises: WebhookDeliveryNotFound."""
+    row = connection.execute(
+        select(d).where(d.c.id == delivery_id, d.c.merchant_id == merchant_id)
+    ).first()
+    if row is None:
+        raise WebhookDeliveryNotFound()
+    return _with_attempts(connection, [row])[0]
 
 
 def _load(

@@ -17,6 +17,7 @@ from pacioli.payments.webhook_errors import (
     WebhookEndpointLimitReached,
     WebhookEndpointNotFound,
 )
+from pacioli.payments.webhook_tables import webhook_endpoints
 from pacioli.payments.webhooks import (
     ENDPOINTS_PER_MERCHANT_MAX,
     EndpointStatus,
@@ -214,3 +215,24 @@ def test_deliveries_are_listed_newest_first_a_page_at_a_time(webhooks, merchant_
     assert [d.event_id for d in first + rest] == [e.event_id for e in reversed(events)]
     assert webhooks.list_deliveries(merchant_id, endpoint.id, limit=10,
                                     status="succeeded") == []
+
+
+def test_a_new_url_heals_a_failing_endpoint_and_enabling_revives_a_gone_one(
+    webhooks, merchant_id, engine
+):
+    failing = webhooks.register_endpoint(merchant_id, url=URL, write_key=key()).value.endpoint
+    gone = webhooks.register_endpoint(merchant_id, url=URL, write_key=key()).value.endpoint
+    with engine.begin() as connection:
+        connection.execute(webhook_endpoints.update()
+                           .where(webhook_endpoints.c.id == failing.id)
+                           .values(status="failing"))
+        connection.execute(webhook_endpoints.update()
+                           .where(webhook_endpoints.c.id == gone.id)
+                           .values(status="disabled", disabled_reason="gone"))
+
+    assert webhooks.update_endpoint(merchant_id, failing.id, description="x").status == \
+        EndpointStatus.FAILING
+    assert webhooks.update_endpoint(merchant_id, failing.id, url=URL + "/new").status == \
+        EndpointStatus.ACTIVE
+    revived = webhooks.update_endpoint(merchant_id, gone.id, enabled=True)
+    assert (revived.status, revived.disabled_reason) == (EndpointStatus.ACTIVE, None)
