@@ -219,6 +219,11 @@ outbox = Table(
     _timestamp("created_at"),
     _timestamp("sent_at", nullable=True),
     Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),
+    # The relay's check that no earlier event of an aggregate is still unsent (0010).
+    Index(
+        "ix_outbox_unsent_aggregate", "aggregate_type", "aggregate_id", "id",
+        postgresql_where=text("sent_at IS NULL"),
+    ),
 )
 
 # Which consumer handled which outbox event: consumers dedupe on it (pacioli.ledger.outbox).
