@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column('kind', sa.Text(), nullable=False),
         sa.Column('reference', sa.Text(), nullable=False),
         sa.Column('currency', sa.Text(), nullable=False),
+        sa.Column('ledger_currency', sa.Text(), nullable=True),
         sa.Column('line_numbers', postgresql.ARRAY(sa.Integer()), nullable=False),
         sa.Column('entry_ids', postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column('statement_amount_minor', AMOUNT, nullable=True),

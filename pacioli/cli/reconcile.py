@@ -7,10 +7,14 @@ import json
 import typer
 from rich.table import Table
 
+from pacioli.cli import statements
 from pacioli.cli.common import console, open_engine
 from pacioli.ledger.service.reconcile import BREAKS_SUBJECTS_MAX, LedgerReport, check_ledger
 
 app = typer.Typer(no_args_is_help=True, help="Verify the ledger's invariants.")
+# Statements against the ledger, and their breaks: pacioli/cli/statements.py.
+app.command("statement")(statements.statement)
+app.add_typer(statements.breaks_app, name="breaks")
 
 EXIT_BREAKS = 1
 
