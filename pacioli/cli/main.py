@@ -10,7 +10,7 @@ import uvicorn
 from rich.table import Table
 
 from pacioli.api.observability import configure_logging
-from pacioli.cli import admin, db, gateways, ledger, qr, reconcile, worker
+from pacioli.cli import admin, db, export, gateways, ledger, qr, reconcile, worker
 from pacioli.cli.common import console, displayed_url, open_engine
 from pacioli.cli.demo import DemoResult, run_demo
 from pacioli.cli.demo_payments import DEMO_PASSWORD, PaymentsDemoResult, run_payments_demo
@@ -27,6 +27,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(reconcile.app, name="reconcile")
+app.add_typer(export.app, name="export")
 app.add_typer(qr.app, name="qr")
 app.add_typer(gateways.app, name="gateways")
 app.command()(worker.worker)

@@ -1,14 +1,17 @@
 """A small ledger with every kind of transfer, spread over days, for the export tests;
-and the checkers the tests run on an export (bean-check, hledger, ledger-cli)."""
+bean-check to run on an export; and a parser that checks a journal's structure."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
 
@@ -141,3 +144,71 @@ def bean_check_command() -> list[str]:
 def bean_check(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run([*bean_check_command(), str(path)], capture_output=True, text=True,
                           timeout=120)
+
+
+DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+POSTING_RE = re.compile(
+    r"(?P<account>\S+)  (?P<amount>-?\d+(?:\.\d+)?) (?P<commodity>[A-Z]+)"
+    r"(?: = (?P<balance>-?\d+(?:\.\d+)?) (?P=commodity))?"
+)
+
+
+@dataclass
+class Journal:
+    """What the parser found; it fails the test on anything out of shape."""
+
+    commodities: set[str] = field(default_factory=set)
+    accounts: list[str] = field(default_factory=list)
+    transfers: set[UUID] = field(default_factory=set)
+    balances: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    assertions: dict[str, Decimal] = field(default_factory=dict)
+    transactions: int = 0
+
+
+def parse_journal(text: str) -> Journal:
+    journal = Journal()
+    legs: list[tuple[str, Decimal, str]] = []
+
+    def close_transaction() -> None:
+        if not legs:
+            return
+        sums: dict[str, Decimal] = defaultdict(Decimal)
+        for account, amount, commodity in legs:
+            assert account in journal.accounts, f"{account} is used before its declaration"
+            assert commodity in journal.commodities, f"{commodity} is not declared"
+            sums[commodity] += amount
+            journal.balances[account] += amount
+        assert all(total == 0 for total in sums.values()), f"unbalanced: {legs}"
+        legs.clear()
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        where = f"line {number}: {line!r}"
+        if not line or line.startswith(";"):
+            close_transaction()
+        elif line.startswith("commodity "):
+            journal.commodities.add(line.split()[1])
+        elif line.startswith("  format "):
+            assert line.split()[-1] in journal.commodities, where
+        elif line.startswith(("account ", "tag ")):
+            if line.startswith("account "):
+                journal.accounts.append(line.removeprefix("account "))
+        elif DATE_RE.match(line):
+            close_transaction()
+            assert line[10:13] == " * ", where
+            journal.transactions += 1
+        elif line.startswith("  ; "):
+            tag, _, value = line[4:].partition(": ")
+            assert value and " " not in tag, where
+            if tag == "transfer":
+                journal.transfers.add(UUID(value))
+        elif line.startswith("  "):
+            posting = POSTING_RE.fullmatch(line[2:])
+            assert posting, where
+            amount, commodity = Decimal(posting["amount"]), posting["commodity"]
+            legs.append((posting["account"], amount, commodity))
+            if posting["balance"] is not None:
+                journal.assertions[posting["account"]] = Decimal(posting["balance"])
+        else:
+            raise AssertionError(f"unexpected {where}")
+    close_transaction()
+    return journal
