@@ -115,7 +115,7 @@ def load_entries(
     with engine.connect() as connection:
         result = connection.execution_options(
             stream_results=True, yield_per=ROWS_PER_FETCH).execute(query)
-        for entry_id, ref, direction, amount, currency, booked_on in result.tuples():
+        for entry_id, ref, direction, amount, currency, booked_on in result:
             if not first_day <= booked_on <= last_day and ref not in statement_references:
                 continue
             signed = int(amount) * (debit_sign if direction == "debit" else -debit_sign)

@@ -82,7 +82,7 @@ def current_user() -> str:
 def currency_scales(engine: Engine) -> dict[str, int]:
     """Every ledger asset's scale (decimal places), by code."""
     with engine.connect() as connection:
-        return dict(connection.execute(select(assets.c.code, assets.c.scale)).tuples().all())
+        return dict(connection.execute(select(assets.c.code, assets.c.scale)).all())
 
 
 def reconcile_statement(

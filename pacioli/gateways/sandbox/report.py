@@ -67,7 +67,7 @@ def settled_on(engine: Engine, day: date) -> Iterator[ReportRow]:
     )
     with engine.connect() as connection:
         rows = connection.execution_options(stream_results=True, yield_per=ROWS_PER_FETCH)
-        for event_type, reference, amount_minor, currency in rows.execute(query).tuples():
+        for event_type, reference, amount_minor, currency in rows.execute(query):
             kind, sign = _MOVEMENTS[event_type]
             yield ReportRow(reference, kind, sign * int(amount_minor), currency, day)
 
