@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -66,6 +67,21 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
+# Time limits on the background jobs, checked only when the caller sets them (see
+# `pacioli.ledger.service.reconcile.TimeLimits`): how long is too long depends on how often
+# the jobs run, and a test suite's shared database holds open holds and unsent events of
+# its own making.
+PENDING_DEADLINE_CHECK = Check(
+    "pending_transfer_past_deadline", "open_pending_transfers",
+    "no hold is still open past its deadline plus the grace (the expiry sweep releases it)",
+)
+OUTBOX_UNSENT_CHECK = Check(
+    "outbox_event_unsent", "unsent_outbox_events",
+    "no outbox event waits unsent longer than the threshold (the relay sends it)",
+)
+OVERDUE_CHECKS: tuple[Check, ...] = (PENDING_DEADLINE_CHECK, OUTBOX_UNSENT_CHECK)
+
+
 @dataclass(slots=True)
 class Findings:
     """The breaks found; `truncated` when some query had more than it was allowed to return."""
@@ -101,12 +117,60 @@ def find_breaks(connection: Connection, *, subjects_max: int) -> Findings:
     return findings
 
 
+def count_overdue_rows(connection: Connection) -> dict[str, int]:
+    """How many open holds and unsent outbox events the time limits cover."""
+    row = connection.execute(text(_OVERDUE_COUNTS_SQL)).one()
+    return dict(row._mapping)
+
+
+def find_overdue(
+    connection: Connection, *, deadline_before: datetime, created_before: datetime,
+    subjects_max: int,
+) -> Findings:
+    """Holds whose deadline is before `deadline_before` and still open, and outbox events
+    appended before `created_before` and still unsent; at most `subjects_max` of each."""
+    findings = Findings()
+    limit = subjects_max + 1
+    holds = connection.execute(
+        text(_OVERDUE_HOLDS_SQL), {"before": deadline_before, "limit": limit}
+    ).all()
+    findings.add_rows(holds, subjects_max, _overdue_hold_breaks)
+    events = connection.execute(
+        text(_UNSENT_EVENTS_SQL), {"before": created_before, "limit": limit}
+    ).all()
+    findings.add_rows(events, subjects_max, _unsent_event_breaks)
+    return findings
+
+
 _COUNTS_SQL = """
 SELECT
     (SELECT count(*) FROM transfers) AS transfers,
     (SELECT count(*) FROM postings) AS postings,
     (SELECT count(*) FROM accounts) AS accounts,
     (SELECT count(*) FROM transfers WHERE kind = 'pending') AS pending_transfers
+"""
+
+_OVERDUE_COUNTS_SQL = """
+SELECT
+    (SELECT count(*) FROM open_pending_transfers) AS open_pending_transfers,
+    (SELECT count(*) FROM outbox WHERE sent_at IS NULL) AS unsent_outbox_events
+"""
+
+# Both read small indexed sets: the open holds by deadline, the unsent events by id.
+_OVERDUE_HOLDS_SQL = """
+SELECT transfer_id, expires_at
+FROM open_pending_transfers
+WHERE expires_at < :before
+ORDER BY expires_at, transfer_id
+LIMIT :limit
+"""
+
+_UNSENT_EVENTS_SQL = """
+SELECT id, event_id, event_type, aggregate_type, aggregate_id, created_at
+FROM outbox
+WHERE sent_at IS NULL AND created_at < :before
+ORDER BY id
+LIMIT :limit
 """
 
 # Transfers: one aggregation of postings by (transfer, asset, layer), rolled up per transfer.
@@ -448,3 +512,14 @@ def _open_pending_breaks(row) -> list[Break]:
         detail = (f"expires_at {row.expires_at} but open_pending_transfers says"
                   f" {row.listed_expires_at}")
     return [Break("open_pending_transfers_match", str(row.id), detail)]
+
+
+def _overdue_hold_breaks(row) -> list[Break]:
+    detail = f"still open; its deadline was {row.expires_at.isoformat()}"
+    return [Break(PENDING_DEADLINE_CHECK.name, str(row.transfer_id), detail)]
+
+
+def _unsent_event_breaks(row) -> list[Break]:
+    detail = (f"outbox row {row.id}, {row.event_type} of {row.aggregate_type}"
+              f" {row.aggregate_id}, appended {row.created_at.isoformat()} and never sent")
+    return [Break(OUTBOX_UNSENT_CHECK.name, str(row.event_id), detail)]
