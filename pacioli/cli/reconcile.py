@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import typer
 from rich.table import Table
 
 from pacioli.cli import statements
 from pacioli.cli.common import console, open_engine
-from pacioli.ledger.service.reconcile import BREAKS_SUBJECTS_MAX, LedgerReport, check_ledger
+from pacioli.ledger.service.reconcile import (
+    BREAKS_SUBJECTS_MAX,
+    LedgerReport,
+    TimeLimits,
+    check_ledger,
+)
+from pacioli.reconciliation.flows import flow_checks
 
 app = typer.Typer(no_args_is_help=True, help="Verify the ledger's invariants.")
 # Statements against the ledger, and their breaks: pacioli/cli/statements.py.
@@ -22,10 +29,18 @@ EXIT_BREAKS = 1
 @app.command("ledger")
 def reconcile_ledger(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
+    pending_grace_seconds: int = typer.Option(
+        300, min=0, help="How long past its deadline a hold may stay open (the expiry sweep"
+        " releases it)."),
+    outbox_threshold_seconds: int = typer.Option(
+        300, min=0, help="How long an outbox event may wait unsent (the relay sends it)."),
 ) -> None:
-    """Check every transfer, posting, account and hold; exit 1 on any break."""
+    """Check every transfer, posting, account and hold, the background jobs' lag, and
+    every payment flow's records against their ledger transfers; exit 1 on any break."""
+    limits = TimeLimits(pending_grace=timedelta(seconds=pending_grace_seconds),
+                        outbox_threshold=timedelta(seconds=outbox_threshold_seconds))
     with open_engine() as engine:
-        report = check_ledger(engine)
+        report = check_ledger(engine, time_limits=limits, more_checks=[flow_checks()])
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:
