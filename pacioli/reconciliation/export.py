@@ -130,9 +130,9 @@ def export_ledger(
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as out, \
                 engine.connect() as connection:
-            connection = connection.execution_options(
-                isolation_level="REPEATABLE READ", postgresql_readonly=True
-            )
+            # One snapshot for every query, so transfers and balances agree.
+            connection.execution_options(isolation_level="REPEATABLE READ",
+                                         postgresql_readonly=True)
             with connection.begin():
                 writer = BeancountWriter(out) if format is ExportFormat.BEANCOUNT \
                     else JournalWriter(out)
@@ -252,9 +252,9 @@ class _Export:
 
     def _stream(self, query: Select):
         """Rows through a server-side cursor, a batch at a time."""
-        return self._connection.execution_options(
-            stream_results=True, yield_per=ROWS_PER_FETCH
-        ).execute(query)
+        return self._connection.execute(
+            query, execution_options={"stream_results": True, "yield_per": ROWS_PER_FETCH}
+        )
 
     def _slug_owner_rows(self) -> Iterator[AccountRow]:
         """Chart accounts whose owner id is not a UUID, in opening order (a small set)."""
