@@ -177,11 +177,14 @@ class _Layout:
         units, fraction = match["units"], match["fraction"] or ""
         if self.mapping.thousands_separator:
             units = units.replace(self.mapping.thousands_separator, "")
-        if len(fraction) > scale:
+        if self.mapping.amount_unit == "minor":
+            amount_minor = int(units)
+        elif len(fraction) > scale:
             raise MalformedStatement(
                 line_number, f"amount {_shown(text)} has {len(fraction)} decimal places;"
                 f" {currency} has {scale}")
-        amount_minor = int(units + fraction.ljust(scale, "0"))
+        else:
+            amount_minor = int(units + fraction.ljust(scale, "0"))
         if amount_minor > AMOUNT_MAX_MINOR:
             raise MalformedStatement(line_number, f"amount {_shown(text)} is too large")
         return -amount_minor if match["sign"] == "-" else amount_minor
