@@ -23,7 +23,8 @@ from pacioli.config import get_settings
 from pacioli.ledger import Ledger, PendingStatus, credit, debit
 from pacioli.ledger.service.reconcile import check_ledger
 from pacioli.ledger.storage.database import make_engine, sqlalchemy_url
-from pacioli.ledger.storage.invariants import CHECKS
+from pacioli.ledger.storage.invariants import CHECKS, OVERDUE_CHECKS
+from pacioli.reconciliation.flows import FLOW_CHECKS
 
 runner = CliRunner()
 
@@ -110,8 +111,10 @@ def test_reconcile_ledger_exits_0_on_a_clean_ledger(cli_engine):
     result = runner.invoke(app, ["reconcile", "ledger"])
 
     assert result.exit_code == 0, result.output
-    assert f"Clean: {len(CHECKS)} checks passed" in result.stdout
+    checks = len(CHECKS) + len(OVERDUE_CHECKS) + len(FLOW_CHECKS)
+    assert f"Clean: {checks} checks passed" in result.stdout
     assert "account_balances_match_postings" in result.stdout
+    assert "p2p_payments_match_ledger" in result.stdout
 
 
 def test_reconcile_ledger_json_is_one_object(cli_engine):

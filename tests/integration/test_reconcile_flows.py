@@ -5,6 +5,8 @@ never sent) is found, alone, under the right check and subject."""
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +15,8 @@ from uuid import UUID
 import pytest
 from sqlalchemy import Engine, text
 
+from pacioli.cli.main import app
+from pacioli.config import get_settings
 from pacioli.gateways.fx import SandboxFxRates
 from pacioli.gateways.sandbox import magic
 from pacioli.ledger import Ledger, credit, debit
@@ -32,6 +36,7 @@ from tests.integration import test_bill_payments as bills_world
 from tests.integration import test_offers as offers_world
 from tests.integration import test_settlement as settlement_world
 from tests.integration import test_topups as funding_world
+from tests.integration.test_cli import runner, use_database
 from tests.integration.test_withdrawals import Payouts
 
 DAY = settlement_world.DAY
@@ -436,3 +441,59 @@ def test_without_time_limits_the_time_checks_do_not_run(fresh_engine, ledger):
 
     assert report.clean
     assert not {c.name for c in report.checks} & {c.name for c in OVERDUE_CHECKS}
+
+
+# The command.
+
+
+@pytest.fixture
+def cli_database(fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point `pacioli` at the fresh schema; afterwards forget the settings and take off
+    the log handlers the command put on the root logger."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    use_database(monkeypatch, fresh_database_url)
+    yield fresh_database_url
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    get_settings.cache_clear()
+
+
+def test_reconcile_ledger_reports_ledger_flow_and_time_checks_in_one_table(
+    cli_database, fresh_engine, ledger
+):
+    paid, failed = p2p_payments(fresh_engine, ledger)
+
+    clean = runner.invoke(app, ["reconcile", "ledger"])
+    execute(fresh_engine, "UPDATE p2p_payments SET status = 'succeeded' WHERE id = :id",
+            id=failed.id)
+    broken = runner.invoke(app, ["reconcile", "ledger", "--json"])
+
+    assert clean.exit_code == 0, clean.output
+    for name in ("transfer_balanced", "pending_transfer_past_deadline", "outbox_event_unsent",
+                 "p2p_payments_match_ledger", "settlement_batches_match_ledger"):
+        assert name in clean.stdout
+    assert broken.exit_code == 1, broken.output
+    report = json.loads(broken.stdout)
+    assert [(b["check"], b["subject_id"]) for b in report["breaks"]] == [
+        ("p2p_payments_match_ledger", str(failed.id))]
+    rows = {c["check"]: c["rows_checked"] for c in report["checks"]}
+    assert rows["p2p_payments_match_ledger"] == 2
+
+
+def test_reconcile_ledger_thresholds_come_from_its_options(cli_database, fresh_engine):
+    with fresh_engine.begin() as connection:
+        event = append_event(connection, "p2p_payment.succeeded", "p2p_payment", "a", {},
+                             now=datetime.now(UTC) - timedelta(seconds=60))
+
+    within = runner.invoke(app, ["reconcile", "ledger", "--json"])
+    beyond = runner.invoke(app, ["reconcile", "ledger", "--json",
+                                 "--outbox-threshold-seconds", "30",
+                                 "--pending-grace-seconds", "0"])
+
+    assert within.exit_code == 0, within.output
+    assert beyond.exit_code == 1, beyond.output
+    assert [(b["check"], b["subject_id"]) for b in json.loads(beyond.stdout)["breaks"]] == [
+        ("outbox_event_unsent", str(event.event_id))]
