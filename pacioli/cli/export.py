@@ -8,6 +8,7 @@ import typer
 
 from pacioli.cli.common import console, fail, open_engine
 from pacioli.reconciliation.export import (
+    BEANCOUNT_DIGITS,
     ExportFormat,
     ExportSummary,
     ExportWindow,
@@ -75,3 +76,9 @@ def print_summary(summary: ExportSummary) -> None:
         + (f", {summary.opening_balances} opening balances" if summary.opening_balances else "")
         + "."
     )
+    if summary.wide_amounts and summary.format is ExportFormat.BEANCOUNT:
+        console.print(
+            f"[yellow]warning:[/yellow] {summary.wide_amounts} amounts have more than"
+            f" {BEANCOUNT_DIGITS} significant digits; Beancount adds amounts at that"
+            " precision and may round them (hledger and ledger-cli do not)."
+        )

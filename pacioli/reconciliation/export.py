@@ -64,6 +64,10 @@ _KIND_NARRATIONS = {
     TransferKind.POST_PENDING: "hold posted",
     TransferKind.REVERSAL: "reversal",
 }
+# Beancount adds amounts in Python's default decimal context, 28 significant digits: an
+# amount or balance of 10**28 minor units or more may be rounded by bean-check (not by
+# hledger or ledger-cli, nor in the file, which is exact).
+BEANCOUNT_DIGITS = 28
 _UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
@@ -114,6 +118,7 @@ class ExportSummary:
     opening_balances: int  # accounts with a balance carried into the window
     assertions: int
     assertion_date: date | None
+    wide_amounts: int  # amounts beyond Beancount's 28 digits (see BEANCOUNT_DIGITS)
 
 
 def export_ledger(
@@ -156,6 +161,7 @@ class _Export:
         self._namer = AccountNamer(self._slug_owner_rows())
         self._commodities: dict[str, Commodity] = {}
         self._last_day: date | None = None
+        self._wide_amounts = 0
 
     def run(self, operating_currencies: list[str]) -> dict:
         self._writer.header(TITLE, operating_currencies)
@@ -170,6 +176,7 @@ class _Export:
             "commodities": len(self._commodities), "accounts": opened,
             "transactions": transactions, "postings": legs, "opening_balances": opening,
             "assertions": assertions, "assertion_date": assertion_date,
+            "wide_amounts": self._wide_amounts,
         }
 
     # The sections of the file.
@@ -204,7 +211,7 @@ class _Export:
         if since is None:
             return 0
         legs = [
-            Leg(name, self._commodities[asset_code], balance)
+            Leg(name, self._commodities[asset_code], self._measured(balance))
             for name, asset_code, balance in self._balances(before=since)
             if balance != 0
         ]
@@ -240,7 +247,7 @@ class _Export:
         else:
             return 0, None
         assertions = [
-            Assertion(name, self._commodities[asset_code], balance)
+            Assertion(name, self._commodities[asset_code], self._measured(balance))
             for name, asset_code, balance in self._balances(before=self._window.end)
         ]
         if assertions:
@@ -355,12 +362,19 @@ class _Export:
             Leg(
                 self._namer.name(_account_row(row)),
                 self._commodities[row.asset_code],
-                row.amount_minor if row.direction == Direction.DEBIT else -row.amount_minor,
+                self._measured(
+                    row.amount_minor if row.direction == Direction.DEBIT else -row.amount_minor
+                ),
             )
             for row in rows
         )
         return Entry(_day(first.transfer_created_at), _narration(kind, first.transfer_metadata),
                      tuple(links), meta, legs)
+
+    def _measured(self, amount_minor: int) -> int:
+        if abs(amount_minor) >= 10**BEANCOUNT_DIGITS:
+            self._wide_amounts += 1
+        return amount_minor
 
     def _see(self, day: date) -> None:
         if self._last_day is None or day > self._last_day:

@@ -11,7 +11,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from uuid import UUID
 
@@ -166,6 +166,12 @@ class Journal:
 
 
 def parse_journal(text: str) -> Journal:
+    """Sums at 80 digits: Python's default 28 would round 18-decimal amounts of 10**10."""
+    with localcontext(prec=80):
+        return _parse_journal(text)
+
+
+def _parse_journal(text: str) -> Journal:
     journal = Journal()
     legs: list[tuple[str, Decimal, str]] = []
 

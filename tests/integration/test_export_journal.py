@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from pacioli.ledger import Ledger, format_minor
+from pacioli.ledger import Ledger, credit, debit, format_minor
 from pacioli.ledger.storage.database import make_engine
 from pacioli.reconciliation.export import ExportFormat, ExportWindow, export_ledger
 from tests.integration.export_support import (
     NOT_IN_THE_BOOKS,
     BuiltLedger,
     build_ledger,
+    key,
     parse_journal,
 )
 
@@ -126,3 +127,29 @@ def test_the_tools_refuse_a_journal_whose_assertion_is_off_by_one_wei(journal_pa
     for tool, command in (("hledger", ["balance"]), ("ledger", ["balance"])):
         if shutil.which(tool):
             assert run_tool([tool, "-f", str(bad), *command]).returncode != 0, tool
+
+
+def test_amounts_wider_than_beancount_counts_are_exact_and_flagged(fresh_engine, tmp_path):
+    """20 billion ETH in wei has 29 digits: beyond Beancount's 28-digit arithmetic, not the
+    journal tools'. The export writes it exactly and says how many such amounts it wrote."""
+    wei = 20_000_000_000 * 10**18 + 1
+    with Ledger(fresh_engine, batching=False) as ledger:
+        custody, holder = (
+            ledger.open_account(asset_code="ETH", normal_side=side, idempotency_key=key()).value.id
+            for side in ("debit", "credit")
+        )
+        ledger.transfer([debit(custody, wei), credit(holder, wei)], idempotency_key=key())
+    path = tmp_path / "wide.journal"
+    summary = export_ledger(fresh_engine, path, format=ExportFormat.LEDGER)
+
+    assert summary.wide_amounts == 4  # two legs, two assertions
+    text = path.read_text()
+    assert "  20000000000.000000000000000001 ETH" in text
+    journal = parse_journal(text)
+    assert journal.assertions and all(
+        journal.balances[a] == b for a, b in journal.assertions.items()
+    )
+    for tool in ("hledger", "ledger"):
+        if shutil.which(tool):
+            checked = run_tool([tool, "-f", str(path), "balance"])
+            assert checked.returncode == 0, checked.stderr
