@@ -460,10 +460,15 @@ joined AS (
            e.metadata AS expected_metadata, t.metadata AS actual_metadata,
            -- A transfer the record allows or requires: what it moves is judged.
            (t.id IS NOT NULL AND coalesce(e.presence IN ('required', 'allowed'), false))
-               AS judged
+               AS judged,
+           resolution.id AS resolution_id, resolution.kind AS resolution_kind,
+           resolution_step.transfer_id IS NOT NULL AS resolution_in_flow
     FROM expected e
     FULL JOIN actual a ON a.key = e.key AND a.ordinal = e.ordinal
     LEFT JOIN transfers t ON t.id = a.transfer_id
+    -- What resolved a hold, and whether that was one of the flow's own steps.
+    LEFT JOIN transfers resolution ON resolution.pending_id = a.transfer_id
+    LEFT JOIN actual resolution_step ON resolution_step.transfer_id = resolution.id
     LEFT JOIN actual_legs al ON al.transfer_id = a.transfer_id
     LEFT JOIN actual h ON h.key = e.resolves_key AND h.ordinal = e.resolves_ordinal
 ),
@@ -478,6 +483,7 @@ verdicts AS (
            (NOT j.judged OR j.actual_metadata @> j.expected_metadata) AS metadata_ok,
            (NOT j.found OR j.resolves_key IS NULL
             OR j.pending_id IS NOT DISTINCT FROM j.hold_transfer_id) AS resolves_ok,
+           (j.resolution_id IS NULL OR j.resolution_in_flow) AS resolved_in_flow_ok,
            (j.step IS NULL OR NOT j.records_transfer
             OR (j.recorded_transfer_id IS NULL AND j.presence IS DISTINCT FROM 'required')
             OR j.recorded_transfer_id IS NOT DISTINCT FROM j.transfer_id) AS recorded_ok,
@@ -488,7 +494,7 @@ verdicts AS (
 )
 SELECT * FROM verdicts
 WHERE NOT (known_ok AND present_ok AND allowed_ok AND exists_ok AND kind_ok AND legs_ok
-           AND metadata_ok AND resolves_ok AND recorded_ok)
+           AND metadata_ok AND resolves_ok AND resolved_in_flow_ok AND recorded_ok)
 ORDER BY record_id NULLS FIRST, key, ordinal
 LIMIT :limit
 """
@@ -550,6 +556,9 @@ def _step_problems(flow: FlowCheck, row) -> list[str]:
     if not row.resolves_ok:
         problems.append(f"{transfer} resolves {row.pending_id}, not the flow's hold"
                         f" {row.hold_transfer_id}")
+    if not row.resolved_in_flow_ok:
+        problems.append(f"hold {row.transfer_id} was resolved by {row.resolution_kind}"
+                        f" transfer {row.resolution_id}, which is none of the flow's steps")
     if not row.recorded_ok:
         recorded = row.recorded_transfer_id or "none"
         problems.append(f"the record names {_transfer_of(row.step)} {recorded}, the ledger's"

@@ -287,6 +287,15 @@ def test_a_top_up_marked_succeeded_while_its_hold_is_open_is_a_break(fresh_engin
         details(fresh_engine))
 
 
+def test_a_top_up_hold_released_outside_the_flow_is_a_break(fresh_engine, ledger):
+    _, (_, _, pending) = top_ups(fresh_engine, ledger)
+    voided = ledger.void_pending(pending.hold_transfer_id, idempotency_key="by-hand").value
+
+    assert breaks_found(fresh_engine) == {("topups_match_ledger", str(pending.id))}
+    assert (f"hold {pending.hold_transfer_id} was resolved by void_pending transfer"
+            f" {voided.id}, which is none of the flow's steps") in details(fresh_engine)
+
+
 def test_a_withdrawal_whose_record_is_gone_is_a_break(fresh_engine, ledger):
     succeeded, _, _ = withdrawals(fresh_engine, ledger)
     execute(fresh_engine, "DELETE FROM withdrawals WHERE id = :id", id=succeeded.id)
