@@ -13,6 +13,7 @@ mapping (`StatementMapping`) and the matching engine (`reconcile`, `MatchOptions
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
@@ -79,106 +80,110 @@ def read_statement(
 def _parse(
     raw: BinaryIO, mapping: StatementMapping, scale_of: Callable[[str], int],
 ) -> Iterator[StatementLine]:
-    reader = csv.reader(_decoded_lines(raw, mapping.encoding), delimiter=mapping.delimiter,
-                        quotechar=mapping.quotechar, strict=True)
-    rows = _rows(reader)
-    header = next(rows, None)
-    if header is None:
+    # The text layer decodes in C; a decoding error is then traced back to its line.
+    encoding = "utf-8-sig" if mapping.encoding == "utf-8" else mapping.encoding
+    text = io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
+    reader = csv.reader(text, delimiter=mapping.delimiter, quotechar=mapping.quotechar,
+                        strict=True)
+    parse_row = None
+    last_line = 0
+    try:
+        for row in reader:
+            first_line, last_line = last_line + 1, reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # a blank line
+            if parse_row is None:
+                parse_row = _RowParser(mapping, row, first_line, scale_of)
+                continue
+            yield parse_row(first_line, row)
+    except csv.Error as error:
+        raise MalformedStatement(last_line + 1, f"is not valid CSV: {error}") from None
+    except UnicodeDecodeError:
+        text.detach()
+        raise _decoding_error(raw, mapping.encoding) from None
+    if parse_row is None:
         raise MalformedStatement(1, "the file is empty; expected a header naming the columns "
                                     + _quoted(mapping.required_columns))
-    header_line, names = header
-    layout = _Layout(mapping, names, header_line, scale_of)
-    for line_number, row in rows:
-        yield layout.line(line_number, row)
 
 
-def _decoded_lines(raw: BinaryIO, encoding: str) -> Iterator[str]:
-    """The file's lines as text, decoded one by one so that a bad byte names its line."""
+def _decoding_error(raw: BinaryIO, encoding: str) -> MalformedStatement:
+    """The error naming the first line that does not decode (read again, line by line)."""
+    raw.seek(0)
+    line_number = 0
     for line_number, chunk in enumerate(raw, start=1):
         try:
-            text = chunk.decode(encoding)
+            chunk.decode(encoding)
         except UnicodeDecodeError as error:
-            raise MalformedStatement(
+            return MalformedStatement(
                 line_number, f"is not valid {encoding}: byte {error.start + 1} of the line"
-                f" ({chunk[error.start:error.start + 1]!r}) cannot be decoded") from None
-        if line_number == 1 and text.startswith("\ufeff"):
-            text = text[1:]  # a byte order mark, as spreadsheet programs write
-        yield text
+                f" ({chunk[error.start:error.start + 1]!r}) cannot be decoded")
+    return MalformedStatement(line_number, f"is not valid {encoding}: the file ends"
+                              " inside a character")
 
 
-def _rows(reader: Iterable[list[str]]) -> Iterator[tuple[int, list[str]]]:
-    """(first line number, fields) of each non-blank record; a record may span lines."""
-    iterator = iter(reader)
-    last_line = 0
-    while True:
-        try:
-            row = next(iterator)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            raise MalformedStatement(last_line + 1, f"is not valid CSV: {error}") from None
-        first_line, last_line = last_line + 1, reader.line_num
-        if row and not (len(row) == 1 and not row[0].strip()):
-            yield first_line, row
+class _RowParser:
+    """Turns one row into a StatementLine: the header's positions and the mapping's rules."""
 
-
-class _Layout:
-    """The header's column positions and the mapping's parsers, applied to each row."""
-
-    def __init__(self, mapping: StatementMapping, names: list[str], header_line: int,
+    def __init__(self, mapping: StatementMapping, header: list[str], header_line: int,
                  scale_of: Callable[[str], int]) -> None:
+        index = _column_index(mapping, [name.strip() for name in header], header_line)
         self.mapping = mapping
-        self.width = len(names)
-        self.index = _column_index(mapping, [name.strip() for name in names], header_line)
+        self.width = len(header)
+        self.reference_at = index[mapping.reference_column]
+        self.amount_at = index[mapping.amount_column]
+        self.booked_on_at = index[mapping.booked_on_column]
+        self.currency_at = index.get(mapping.currency_column)
+        self.indicator_at = index.get(mapping.indicator_column)
         self.scale_of = scale_of
         self.scales: dict[str, int] = {}
-        self.amount_pattern = _amount_pattern(mapping)
+        self.match_amount = _amount_pattern(mapping).fullmatch
         self.credit_values = {value.upper() for value in mapping.credit_values}
         self.debit_values = {value.upper() for value in mapping.debit_values}
         self.dates: dict[str, date] = {}
 
-    def line(self, line_number: int, row: list[str]) -> StatementLine:
+    def __call__(self, line_number: int, row: list[str]) -> StatementLine:
         if len(row) != self.width:
             raise MalformedStatement(
                 line_number, f"has {len(row)} fields; the header has {self.width}")
-        mapping, index = self.mapping, self.index
-        currency = (row[index[mapping.currency_column]].strip()
-                    if mapping.currency_column is not None else mapping.fixed_currency)
-        amount_minor = self._amount(line_number, row[index[mapping.amount_column]], currency)
-        if mapping.indicator_column is not None:
-            amount_minor *= self._indicator(line_number, row[index[mapping.indicator_column]])
-        if mapping.negate:
+        currency = (row[self.currency_at].strip() if self.currency_at is not None
+                    else self.mapping.fixed_currency)
+        amount_minor = self._amount(line_number, row[self.amount_at], currency)
+        if self.indicator_at is not None:
+            amount_minor *= self._indicator(line_number, row[self.indicator_at])
+        if self.mapping.negate:
             amount_minor = -amount_minor
-        return StatementLine(
-            line_number=line_number, reference=row[index[mapping.reference_column]].strip(),
-            amount_minor=amount_minor, currency=currency,
-            booked_on=self._date(line_number, row[index[mapping.booked_on_column]]),
-        )
+        booked_on = self.dates.get(row[self.booked_on_at])
+        if booked_on is None:
+            booked_on = self._date(line_number, row[self.booked_on_at])
+        return StatementLine(line_number, row[self.reference_at].strip(), amount_minor,
+                             currency, booked_on)
 
     def _scale(self, line_number: int, currency: str) -> int:
-        scale = self.scales.get(currency)
-        if scale is None:
-            if not currency:
-                raise MalformedStatement(line_number, "the currency is empty")
-            try:
-                scale = self.scale_of(currency)
-            except (DomainError, LookupError):
-                raise MalformedStatement(
-                    line_number, f"unknown currency {_shown(currency)}") from None
-            self.scales[currency] = scale
+        if not currency:
+            raise MalformedStatement(line_number, "the currency is empty")
+        try:
+            scale = self.scale_of(currency)
+        except (DomainError, LookupError):
+            raise MalformedStatement(
+                line_number, f"unknown currency {_shown(currency)}") from None
+        self.scales[currency] = scale
         return scale
 
     def _amount(self, line_number: int, text: str, currency: str) -> int:
-        scale = self._scale(line_number, currency)
-        match = self.amount_pattern.fullmatch(text.strip())
+        scale = self.scales.get(currency)
+        if scale is None:
+            scale = self._scale(line_number, currency)
+        match = self.match_amount(text.strip())
         if match is None:
             raise MalformedStatement(line_number, f"amount {_shown(text)} is not "
                                      + _amount_example(self.mapping))
-        units, fraction = match["units"], match["fraction"] or ""
+        sign, units, fraction = match.group("sign", "units", "fraction")
         if self.mapping.thousands_separator:
             units = units.replace(self.mapping.thousands_separator, "")
         if self.mapping.amount_unit == "minor":
             amount_minor = int(units)
+        elif fraction is None:
+            amount_minor = int(units) * 10**scale
         elif len(fraction) > scale:
             raise MalformedStatement(
                 line_number, f"amount {_shown(text)} has {len(fraction)} decimal places;"
@@ -187,7 +192,7 @@ class _Layout:
             amount_minor = int(units + fraction.ljust(scale, "0"))
         if amount_minor > AMOUNT_MAX_MINOR:
             raise MalformedStatement(line_number, f"amount {_shown(text)} is too large")
-        return -amount_minor if match["sign"] == "-" else amount_minor
+        return -amount_minor if sign == "-" else amount_minor
 
     def _indicator(self, line_number: int, text: str) -> int:
         value = text.strip().upper()
@@ -201,12 +206,10 @@ class _Layout:
             f" ({', '.join(sorted(self.debit_values))})")
 
     def _date(self, line_number: int, text: str) -> date:
-        text = text.strip()
-        booked_on = self.dates.get(text)
-        if booked_on is None:
-            booked_on = _parse_date(line_number, text, self.mapping.date_format)
-            if len(self.dates) < _DATE_CACHE_SIZE_MAX:
-                self.dates[text] = booked_on
+        """Parse a date the cache has not seen (the cache is keyed by the raw field)."""
+        booked_on = _parse_date(line_number, text.strip(), self.mapping.date_format)
+        if len(self.dates) < _DATE_CACHE_SIZE_MAX:
+            self.dates[text] = booked_on
         return booked_on
 
 

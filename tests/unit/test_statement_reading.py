@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from importlib import resources
 
 import pytest
 
@@ -17,6 +18,8 @@ from pacioli.reconciliation.statement import (
 SCALES = {"USD": 2, "EUR": 2, "JPY": 0, "BHD": 3}
 SANDBOX = StatementMapping.builtin("sandbox_gateway")
 BANK = StatementMapping.builtin("generic_bank")
+SANDBOX_TOML = (resources.files("pacioli.reconciliation") / "mappings" / "sandbox_gateway.toml"
+                ).read_text(encoding="utf-8")
 SANDBOX_HEADER = "reference,type,amount,currency,settled_on\n"
 BANK_HEADER = "Date,Description,Reference,Amount,Currency\n"
 
@@ -155,6 +158,22 @@ def test_bad_encoding_names_the_line(tmp_path):
     error = malformed(tmp_path, content)
     assert error.line_number == 3
     assert "not valid utf-8" in error.reason
+
+
+def test_bad_encoding_deep_in_a_large_file_names_its_line(tmp_path):
+    good = b"op_1,capture,1.00,USD,2026-11-24\n"
+    content = SANDBOX_HEADER.encode() + good * 4_319 + b"op_\xe9,capture,1.00,USD,2026-11-24\n" \
+        + good * 2_000
+    error = malformed(tmp_path, content)
+    assert error.line_number == 4_321
+
+
+def test_a_latin1_mapping_reads_what_utf8_refuses(tmp_path):
+    mapping = StatementMapping.parse(SANDBOX_TOML.replace('encoding = "utf-8"',
+                                                          'encoding = "latin-1"'))
+    lines = read(tmp_path, SANDBOX_HEADER.encode() + b"op_\xe9,capture,1.00,USD,2026-11-24\n",
+                 mapping)
+    assert lines[0].reference == "op_\u00e9"
 
 
 def test_missing_columns_are_named_on_line_1(tmp_path):
