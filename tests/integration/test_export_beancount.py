@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -14,6 +15,7 @@ from beancount import loader
 from beancount.core import account as bean_account
 from beancount.core import data
 from sqlalchemy import Engine
+from sqlalchemy.exc import ProgrammingError
 
 from pacioli.ledger import Ledger, format_minor
 from pacioli.ledger.storage.database import make_engine
@@ -210,3 +212,27 @@ def test_the_file_is_the_same_whatever_the_cursor_fetches_at_once(
     monkeypatch.setattr(export_module, "ROWS_PER_FETCH", 1)
     export_ledger(fresh_engine, streamed)
     assert streamed.read_text() == whole.read_text()
+
+
+def test_a_failed_export_leaves_the_old_file_alone_and_no_temporary_behind(
+    server_url, tmp_path
+):
+    out = tmp_path / "books.beancount"
+    out.write_text("yesterday's export\n")
+    url = server_url + ("&" if "?" in server_url else "?") + "options=-csearch_path%3Dno_such"
+    engine = make_engine(url, pool_size=1)  # a schema without the ledger's tables
+    try:
+        with pytest.raises(ProgrammingError):
+            export_ledger(engine, out)
+    finally:
+        engine.dispose()
+    assert out.read_text() == "yesterday's export\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["books.beancount"]
+
+
+def test_the_file_gets_the_usual_permissions(fresh_engine, tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    out = tmp_path / "books.beancount"
+    export_ledger(fresh_engine, out)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
