@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import combinations
+from typing import Any
 
 from pacioli.ledger.domain.errors import InvalidCommand
 from pacioli.reconciliation.records import LedgerEntry, StatementLine
@@ -191,24 +192,28 @@ def _reconcile(lines: Iterable[StatementLine], entries: Iterable[LedgerEntry],
     entries_by_reference = _grouped(entries, totals, is_statement=False)
     sink = _Sink()
     matches, pop_entries, one_to_one = sink.matches, entries_by_reference.pop, MatchKind.ONE_TO_ONE
-    for reference, group_lines in lines_by_reference.items():
-        group_entries = pop_entries(reference, None)
-        if group_entries is not None and len(group_lines) == 1 and len(group_entries) == 1:
-            line, entry = group_lines[0], group_entries[0]
+    for reference, line in lines_by_reference.items():
+        entry = pop_entries(reference, None)
+        if type(line) is not list and entry is not None and type(entry) is not list:
             amount_minor = line.amount_minor
             if (amount_minor == entry.amount_minor and line.currency == entry.currency
                     and line.booked_on == entry.booked_on):  # the common case, kept fast
                 matches.append(Match(one_to_one, reference, line.currency, (line.line_number,),
                                      (entry.entry_id,), amount_minor, amount_minor))
                 continue
-        _Group(reference, group_lines, group_entries or [], options, sink).run()
-    for reference, group_entries in entries_by_reference.items():
-        _Group(reference, [], group_entries, options, sink).run()
+        _Group(reference, _as_list(line), _as_list(entry), options, sink).run()
+    for reference, entry in entries_by_reference.items():
+        _Group(reference, [], _as_list(entry), options, sink).run()
     return sink.result(totals)
 
 
-def _grouped(rows, totals: dict[str, CurrencyTotals], *, is_statement: bool) -> dict[str, list]:
-    groups: dict[str, list] = {}
+def _grouped(rows, totals: dict[str, CurrencyTotals], *, is_statement: bool) -> dict[str, Any]:
+    """Rows by reference: a reference's one row itself, or a list of its rows.
+
+    Most references have one row on each side; keeping that row bare, not in a list of
+    one, saves a list per row, which is a tenth of the time of a million-row run.
+    """
+    groups: dict[str, Any] = {}
     counts: dict[str, int] = {}
     sums: dict[str, int] = {}
     get_group, get_count, get_sum = groups.get, counts.get, sums.get
@@ -216,9 +221,11 @@ def _grouped(rows, totals: dict[str, CurrencyTotals], *, is_statement: bool) -> 
         reference, currency = row.reference, row.currency
         group = get_group(reference)
         if group is None:
-            groups[reference] = [row]
-        else:
+            groups[reference] = row
+        elif type(group) is list:
             group.append(row)
+        else:
+            groups[reference] = [group, row]
         counts[currency] = get_count(currency, 0) + 1
         sums[currency] = get_sum(currency, 0) + row.amount_minor
     for currency, count in counts.items():
@@ -232,6 +239,12 @@ def _grouped(rows, totals: dict[str, CurrencyTotals], *, is_statement: bool) -> 
             currency_totals.entry_count = count
             currency_totals.ledger_total_minor = sums[currency]
     return groups
+
+
+def _as_list(group: Any) -> list:
+    if group is None:
+        return []
+    return group if type(group) is list else [group]
 
 
 class _Sink:
