@@ -13,6 +13,7 @@ from pacioli.reconciliation.export import (
     ExportSummary,
     ExportWindow,
     InvalidExportWindow,
+    UnknownOperatingCurrency,
     export_ledger,
 )
 
@@ -62,8 +63,11 @@ def run_export(
     if not out.parent.is_dir():
         fail(f"the directory {out.parent} does not exist")
     with open_engine() as engine:
-        summary = export_ledger(engine, out, format=format, window=window,
-                                operating_currencies=tuple(operating_currencies))
+        try:
+            summary = export_ledger(engine, out, format=format, window=window,
+                                    operating_currencies=tuple(operating_currencies))
+        except UnknownOperatingCurrency as error:
+            fail(error.detail)
     print_summary(summary)
 
 

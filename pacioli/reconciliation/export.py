@@ -82,6 +82,12 @@ class InvalidExportWindow(InvalidCommand):
     code = "invalid_export_window"
 
 
+class UnknownOperatingCurrency(InvalidCommand):
+    """An --operating-currency is not one of the ledger's assets."""
+
+    code = "unknown_operating_currency"
+
+
 @dataclass(frozen=True, slots=True)
 class ExportWindow:
     """Transfers created at or after `since` and before `end` (both optional, UTC)."""
@@ -129,7 +135,10 @@ def export_ledger(
     window: ExportWindow = ExportWindow(),
     operating_currencies: tuple[str, ...] = (),
 ) -> ExportSummary:
-    """Write the ledger (or the window of it) to `path`; see the module's docstring."""
+    """Write the ledger (or the window of it) to `path`; see the module's docstring.
+
+    Raises: UnknownOperatingCurrency (and nothing is written).
+    """
     path = Path(path)
     # Created with open() rather than mkstemp so the file gets the usual permissions (the
     # umask's), not mkstemp's owner-only ones; "x" refuses to reuse an existing name.
@@ -170,9 +179,18 @@ class _Export:
         self._wide_amounts = 0
 
     def run(self, operating_currencies: list[str]) -> dict:
-        self._writer.header(TITLE, operating_currencies)
-        for commodity in self._read_commodities():
-            self._commodities[commodity.asset_code] = commodity
+        """Raises: UnknownOperatingCurrency."""
+        self._commodities = {c.asset_code: c for c in self._read_commodities()}
+        unknown = [code for code in operating_currencies if code not in self._commodities]
+        if unknown:
+            raise UnknownOperatingCurrency(
+                f"--operating-currency {', '.join(unknown)}: not an asset of this ledger"
+                f" (it has {', '.join(sorted(self._commodities))})"
+            )
+        self._writer.header(
+            TITLE, [self._commodities[code].name for code in operating_currencies]
+        )
+        for commodity in self._commodities.values():
             self._writer.commodity(commodity)
         opened = self._write_opens()
         opening = self._write_opening_balances()

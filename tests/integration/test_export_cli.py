@@ -75,6 +75,7 @@ def test_export_as_a_journal(cli_engine, tmp_path, command):
     (["--since", "yesterday"], "--since 'yesterday' is neither a date"),
     (["--since", "2026-03-05", "--until", "2026-03-04"], "comes before --since"),
     (["--until", "2026-02-30"], "--until '2026-02-30' is neither a date"),
+    (["--operating-currency", "XYZ"], "--operating-currency XYZ: not an asset of this ledger"),
 ])
 def test_a_bad_window_is_refused_and_writes_nothing(cli_engine, tmp_path, options, message):
     out = tmp_path / "books.beancount"
