@@ -18,12 +18,15 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pacioli.gateways.sandbox.report import ReportRow, write_csv
 from pacioli.reconciliation.statement import (
     BreakKind,
     LedgerEntry,
     MatchKind,
     MatchOptions,
     StatementLine,
+    StatementMapping,
+    read_statement,
     reconcile,
 )
 
@@ -238,3 +241,30 @@ def test_every_row_lands_in_exactly_one_match_or_break_and_totals_add_up(case):
                             if (b.ledger_currency or b.currency) == currency)
         assert totals.statement_total_minor == totals.matched_statement_minor + statement_breaks
         assert totals.ledger_total_minor == totals.matched_ledger_minor + ledger_breaks
+
+
+SCALES = {"USD": 2, "EUR": 2, "JPY": 0, "BHD": 3}
+report_rows = st.builds(
+    ReportRow,
+    reference=st.text("abcdef0123456789_-,\" ", min_size=1, max_size=30).map(
+        lambda text: "op_" + text.strip() + "x"),
+    type=st.sampled_from(("capture", "refund", "payout")),
+    amount_minor=st.integers(-10**30, 10**30),
+    currency=st.sampled_from(sorted(SCALES)),
+    settled_on=days,
+)
+
+
+@settings(max_examples=100)
+@given(rows=st.lists(report_rows, max_size=30))
+def test_the_sandbox_mapping_reads_back_exactly_what_the_sandbox_report_writes(
+        tmp_path_factory, rows):
+    path = tmp_path_factory.mktemp("report") / "settlement.csv"
+    with open(path, "w", encoding="utf-8", newline="") as file:
+        write_csv(iter(rows), file, scale_of=SCALES.__getitem__)
+    lines = list(read_statement(path, StatementMapping.builtin("sandbox_gateway"),
+                                scale_of=SCALES.__getitem__))
+    assert [(line.reference, line.amount_minor, line.currency, line.booked_on)
+            for line in lines] == [(row.reference, row.amount_minor, row.currency,
+                                    row.settled_on) for row in rows]
+    assert [line.line_number for line in lines] == list(range(2, len(rows) + 2))
