@@ -234,16 +234,19 @@ class _Export:
         since = self._window.since
         if since is None:
             return 0
-        legs = [
+        legs = (
             Leg(name, self._commodities[asset_code], self._measured(balance))
             for name, asset_code, balance in self._balances(before=since)
             if balance != 0
-        ]
-        if legs:
-            self._writer.section(f"Balances carried in from before {since.isoformat()}")
-            self._writer.entry(Entry(_day(since), "Opening balances", (), {}, tuple(legs)))
-            self._see(_day(since))
-        return len(legs)
+        )
+        first = next(legs, None)
+        if first is None:
+            return 0
+        self._writer.section(f"Balances carried in from before {since.isoformat()}")
+        self._see(_day(since))
+        return self._writer.entry(
+            Entry(_day(since), "Opening balances", (), {}, itertools.chain([first], legs))
+        )
 
     def _write_transfers(self) -> tuple[int, int]:
         self._writer.section("Transfers that moved posted funds, in the order they were made")
@@ -251,10 +254,9 @@ class _Export:
         rows = self._stream(self._transfer_query())
         for _, group in itertools.groupby(rows, key=lambda row: row.transfer_id):
             entry = self._entry(list(group))
-            self._writer.entry(entry)
+            legs_written += self._writer.entry(entry)
             self._see(entry.on)
             transactions += 1
-            legs_written += len(entry.legs)
         return transactions, legs_written
 
     def _write_assertions(self) -> tuple[int, date | None]:
@@ -270,14 +272,12 @@ class _Export:
             on = self._last_day + timedelta(days=1)
         else:
             return 0, None
-        assertions = [
+        self._writer.section(f"Every account's posted balance at the start of {on}")
+        count = self._writer.assertions(on, (
             Assertion(name, self._commodities[asset_code], self._measured(balance))
             for name, asset_code, balance in self._balances(before=self._window.end)
-        ]
-        if assertions:
-            self._writer.section(f"Every account's posted balance at the start of {on}")
-            self._writer.assertions(on, assertions)
-        return len(assertions), on
+        ))
+        return count, on
 
     # Reading the snapshot.
 

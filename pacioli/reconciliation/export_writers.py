@@ -10,6 +10,7 @@ positive, a credit negative. They are written in major units at the asset's scal
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TextIO
@@ -53,7 +54,7 @@ class Entry:
     narration: str
     links: tuple[str, ...]
     meta: dict[str, str]
-    legs: tuple[Leg, ...]
+    legs: Iterable[Leg]  # written as they come: the opening balances hold one per account
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,21 +106,29 @@ class BeancountWriter:
         self._out.write(f"{account.on} open {account.name} {account.commodity.name}\n")
         self._meta(account.meta)
 
-    def entry(self, entry: Entry) -> None:
+    def entry(self, entry: Entry) -> int:
+        """Write the transaction; return how many legs it has."""
         links = "".join(f" ^{link}" for link in entry.links)
         self._out.write(f"\n{entry.on} * {_quoted(entry.narration)}{links}\n")
         self._meta(entry.meta)
+        count = 0
         for leg in entry.legs:
             amount = format_minor(leg.amount_minor, leg.commodity.scale)
             self._out.write(f"{INDENT}{leg.account}  {amount} {leg.commodity.name}\n")
+            count += 1
+        return count
 
-    def assertions(self, on: date, assertions: list[Assertion]) -> None:
+    def assertions(self, on: date, assertions: Iterable[Assertion]) -> int:
+        """Write a balance directive for each; return how many."""
         self._out.write("\n")
+        count = 0
         for assertion in assertions:
             amount = format_minor(assertion.balance_minor, assertion.commodity.scale)
             self._out.write(
                 f"{on} balance {assertion.account}  {amount} {assertion.commodity.name}\n"
             )
+            count += 1
+        return count
 
     def section(self, comment: str) -> None:
         self._out.write(f"\n; {comment}\n")
@@ -162,7 +171,8 @@ class JournalWriter:
     def open(self, account: OpenAccount) -> None:
         self._out.write(f"account {account.name}\n")
 
-    def entry(self, entry: Entry) -> None:
+    def entry(self, entry: Entry) -> int:
+        """Write the transaction; return how many legs it has."""
         tags = {key: value for key, value in entry.meta.items() if _JOURNAL_TAG_RE.fullmatch(key)}
         self._declare_tags(["link", *tags] if entry.links else list(tags))
         self._out.write(f"\n{entry.on} * {_journal_text(entry.narration)}\n")
@@ -171,17 +181,22 @@ class JournalWriter:
         for key, value in tags.items():
             # hledger ends a tag's value at a comma.
             self._out.write(f"{INDENT}; {key}: {_journal_text(value).replace(',', ' ')}\n")
+        count = 0
         for leg in entry.legs:
             self._out.write(f"{INDENT}{leg.account}  {_journal_amount(leg.amount_minor, leg)}\n")
+            count += 1
+        return count
 
-    def assertions(self, on: date, assertions: list[Assertion]) -> None:
-        if not assertions:
-            return
-        self._out.write(f"\n{on} * Balance assertions\n")
-        for assertion in assertions:
+    def assertions(self, on: date, assertions: Iterable[Assertion]) -> int:
+        """Write one transaction asserting each balance; return how many."""
+        count = 0
+        for count, assertion in enumerate(assertions, start=1):
+            if count == 1:
+                self._out.write(f"\n{on} * Balance assertions\n")
             zero = _journal_amount(0, assertion)
             balance = _journal_amount(assertion.balance_minor, assertion)
             self._out.write(f"{INDENT}{assertion.account}  {zero} = {balance}\n")
+        return count
 
     def section(self, comment: str) -> None:
         self._out.write(f"\n; {comment}\n")
