@@ -18,12 +18,14 @@ together (a payout covering every payment of its reference), then subsets by inc
 size, each size in lexicographic order of the candidates. What is still unmatched is
 classified by `_classify` into the five break kinds of `BreakKind`.
 
-Bounds, so that no input makes the work quadratic or exponential: the searching passes
-(2 and 3) run for one reference and currency only while unmatched lines x unmatched
-entries is at most `MatchOptions.search_pairs_max`, and the subset search examines at
-most `MatchOptions.subset_search_max` candidate sets per reference and currency (the
-all-candidates try is linear and always made). Rows a bound left unmatched are reported
-as breaks, never guessed, and their detail says the search was cut short.
+Bounds, so that the work per reference is bounded (never exponential, and quadratic only
+up to a fixed size): the searching passes (2 and 3) run for one reference and currency
+only while unmatched lines x unmatched entries is at most `MatchOptions.search_pairs_max`,
+and the subset search examines at most `MatchOptions.subset_search_max` candidate sets per
+reference and currency (the all-candidates try is one pass and not counted). Rows a bound
+left unmatched are reported as breaks, never guessed, and their detail says the search
+was cut short. With unique references and exact matching the work is one hash lookup per
+row.
 """
 
 from __future__ import annotations
