@@ -20,7 +20,8 @@ breaks in one table.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
@@ -34,6 +35,8 @@ __all__ = ["FLOW_CHECKS", "AccountOf", "FlowCheck", "Leg", "Step", "flow_checks"
 
 # What a record's status makes of a step (a SQL CASE yields one of these).
 REQUIRED, ALLOWED, FORBIDDEN = "required", "allowed", "forbidden"
+# Memory for each sort or hash of the flow checks (PostgreSQL's `work_mem`).
+WORK_MEM = "64MB"
 _UUID_PATTERN = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
@@ -361,14 +364,38 @@ def flow_checks(checks: Sequence[FlowCheck] = FLOW_CHECKS) -> CheckGroup:
     def run(connection: Connection, subjects_max: int) -> CheckResults:
         findings = Findings()
         counts = {}
-        for flow in checks:
-            counts[flow.name] = connection.execute(
-                text(f"SELECT count(*) FROM {flow.table}")
-            ).scalar_one()
-            find_flow_breaks(connection, flow, findings, subjects_max=subjects_max)
+        with _session_settings(connection, jit="off", work_mem=WORK_MEM):
+            for flow in checks:
+                counts[flow.name] = connection.execute(
+                    text(f"SELECT count(*) FROM {flow.table}")
+                ).scalar_one()
+                find_flow_breaks(connection, flow, findings, subjects_max=subjects_max)
         return summarize([flow.check for flow in checks], counts, findings)
 
     return run
+
+
+@contextmanager
+def _session_settings(connection: Connection, **settings: str) -> Iterator[None]:
+    """Settings for these statements only, then back to what they were.
+
+    JIT off: compiling each statement's many expressions took longer (seconds per flow)
+    than running it. More `work_mem`: the joins and sorts of a large flow stay in memory.
+    """
+    previous = {
+        name: connection.execute(text("SELECT current_setting(:name)"), {"name": name})
+        .scalar_one()
+        for name in settings
+    }
+    for name, value in settings.items():
+        connection.execute(text("SELECT set_config(:name, :value, true)"),
+                           {"name": name, "value": value})
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            connection.execute(text("SELECT set_config(:name, :value, true)"),
+                               {"name": name, "value": value})
 
 
 def find_flow_breaks(connection: Connection, flow: FlowCheck, findings: Findings, *,
@@ -376,7 +403,7 @@ def find_flow_breaks(connection: Connection, flow: FlowCheck, findings: Findings
     """Add the flow's broken steps, and its unkeyed transfers, to `findings`."""
     parameters = {
         "client_id": PAYMENTS_CLIENT_ID, "prefix": flow.key_prefix,
-        "pattern": f"^{flow.key_prefix}({_UUID_PATTERN})",
+        "id_start": len(flow.key_prefix) + 1, "uuid_pattern": f"^{_UUID_PATTERN}$",
         "flow_metadata": json.dumps({"flow": flow.metadata_flow}),
         "limit": subjects_max + 1,
     }
@@ -390,15 +417,23 @@ def find_flow_breaks(connection: Connection, flow: FlowCheck, findings: Findings
 # names; `expected`: one row per record and step; their full join, judged column by
 # column in `verdicts` (as the ledger's own checks are), returns only broken rows.
 
-_ACTUAL_SQL = """
+def _actual_sql(flow: FlowCheck) -> str:
+    """Every transfer under the flow's keys, with the record id the key names and its
+    place in the key's batch. The places are a VALUES list, not a set-returning function
+    over `result_refs`, so the planner's row estimates stay right; one place beyond the
+    flow's last is read too, so a key holding more transfers than the flow makes shows."""
+    places = ", ".join(f"({n})" for n in range(1, max(s.ordinal for s in flow.steps) + 2))
+    return f"""
 actual AS (
-    SELECT substring(k.key FROM :pattern)::uuid AS record_id, k.key, refs.ordinal,
-           refs.transfer_id::uuid AS transfer_id
+    SELECT CASE WHEN substr(k.key, :id_start, 36) ~ :uuid_pattern
+                THEN substr(k.key, :id_start, 36)::uuid END AS record_id,
+           k.key, place.ordinal, (k.result_refs ->> (place.ordinal - 1))::uuid AS transfer_id
     FROM idempotency_keys k
-    CROSS JOIN LATERAL jsonb_array_elements_text(k.result_refs)
-        WITH ORDINALITY AS refs(transfer_id, ordinal)
+    JOIN (VALUES {places}) AS place(ordinal)
+         ON place.ordinal <= jsonb_array_length(k.result_refs)
     WHERE k.client_id = :client_id AND starts_with(k.key, :prefix)
 )"""
+
 
 # A stored posting as a leg: what a transfer moved (posted layer) or holds (pending).
 _ACTUAL_LEGS_SQL = """
@@ -435,8 +470,7 @@ def _expected_sql(flow: FlowCheck, step: Step) -> str:
            {step.recorded or 'NULL::uuid'} AS recorded_transfer_id,
            {resolves.key if resolves else 'NULL::text'} AS resolves_key,
            {resolves.ordinal if resolves else 'NULL'}::bigint AS resolves_ordinal,
-           ARRAY(SELECT leg FROM unnest(ARRAY[{legs}]) AS leg
-                 WHERE leg IS NOT NULL ORDER BY 1) AS legs,
+           array_remove(ARRAY[{legs}], NULL) AS legs,
            jsonb_build_object({', '.join(f'{_literal(k)}, {v}' for k, v in metadata.items())})
                AS metadata
     FROM {flow.table} r"""
@@ -445,8 +479,12 @@ def _expected_sql(flow: FlowCheck, step: Step) -> str:
 def steps_sql(flow: FlowCheck) -> str:
     """One statement: the flow's broken (record, step) pairs, at most :limit."""
     expected = "\n    UNION ALL".join(_expected_sql(flow, step) for step in flow.steps)
+    holds = any(step.resolves for step in flow.steps)
+    hold_transfer_id = "h.transfer_id" if holds else "NULL::uuid"
+    join_holds = ("LEFT JOIN actual h ON h.key = e.resolves_key"
+                  " AND h.ordinal = e.resolves_ordinal") if holds else ""
     return f"""
-WITH {_ACTUAL_SQL.strip()},
+WITH {_actual_sql(flow).strip()},
 {_ACTUAL_LEGS_SQL.strip()},
 expected AS ({expected}
 ),
@@ -456,7 +494,7 @@ joined AS (
            e.presence, e.kind AS expected_kind, a.transfer_id, t.id IS NOT NULL AS found,
            t.kind AS actual_kind, e.records_transfer, e.recorded_transfer_id,
            e.legs AS expected_legs, coalesce(al.legs, '{{}}') AS actual_legs,
-           t.pending_id, h.transfer_id AS hold_transfer_id, e.resolves_key,
+           t.pending_id, {hold_transfer_id} AS hold_transfer_id, e.resolves_key,
            e.metadata AS expected_metadata, t.metadata AS actual_metadata,
            -- A transfer the record allows or requires: what it moves is judged.
            (t.id IS NOT NULL AND coalesce(e.presence IN ('required', 'allowed'), false))
@@ -470,7 +508,7 @@ joined AS (
     LEFT JOIN transfers resolution ON resolution.pending_id = a.transfer_id
     LEFT JOIN actual resolution_step ON resolution_step.transfer_id = resolution.id
     LEFT JOIN actual_legs al ON al.transfer_id = a.transfer_id
-    LEFT JOIN actual h ON h.key = e.resolves_key AND h.ordinal = e.resolves_ordinal
+    {join_holds}
 ),
 verdicts AS (
     SELECT j.*,
@@ -479,7 +517,11 @@ verdicts AS (
            NOT (j.presence = 'forbidden' AND j.transfer_id IS NOT NULL) AS allowed_ok,
            (j.transfer_id IS NULL OR j.found) AS exists_ok,
            (NOT j.judged OR j.actual_kind = j.expected_kind) AS kind_ok,
-           (NOT j.judged OR j.actual_legs = j.expected_legs) AS legs_ok,
+           -- As multisets: a transfer never has two legs on one account, so the same
+           -- legs in any order are equal sets of equal size.
+           (NOT j.judged OR cardinality(j.actual_legs) = cardinality(j.expected_legs)
+            AND j.actual_legs @> j.expected_legs AND j.expected_legs @> j.actual_legs)
+               AS legs_ok,
            (NOT j.judged OR j.actual_metadata @> j.expected_metadata) AS metadata_ok,
            (NOT j.found OR j.resolves_key IS NULL
             OR j.pending_id IS NOT DISTINCT FROM j.hold_transfer_id) AS resolves_ok,
@@ -504,7 +546,7 @@ def unkeyed_sql(flow: FlowCheck) -> str:
     """Transfers with the flow's metadata that no key of the flow names (the GIN index on
     transfers.metadata finds them), at most :limit."""
     return f"""
-WITH {_ACTUAL_SQL.strip()}
+WITH {_actual_sql(flow).strip()}
 SELECT t.id, t.kind, t.metadata ->> {_literal(flow.metadata_id)} AS record_id
 FROM transfers t
 WHERE t.metadata @> CAST(:flow_metadata AS jsonb)
@@ -548,8 +590,8 @@ def _step_problems(flow: FlowCheck, row) -> list[str]:
     if not row.kind_ok:
         problems.append(f"{transfer} is {row.actual_kind}, expected {row.expected_kind}")
     if not row.legs_ok:
-        problems.append(f"{transfer} moves [{', '.join(row.actual_legs)}], expected"
-                        f" [{', '.join(row.expected_legs)}]")
+        problems.append(f"{transfer} moves [{', '.join(sorted(row.actual_legs))}], expected"
+                        f" [{', '.join(sorted(row.expected_legs))}]")
     if not row.metadata_ok:
         problems.append(f"{transfer} has metadata {row.actual_metadata}, expected it to"
                         f" include {row.expected_metadata}")

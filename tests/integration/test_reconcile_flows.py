@@ -296,6 +296,25 @@ def test_a_top_up_hold_released_outside_the_flow_is_a_break(fresh_engine, ledger
             f" {voided.id}, which is none of the flow's steps") in details(fresh_engine)
 
 
+def test_transfers_under_unknown_or_malformed_flow_keys_are_breaks(fresh_engine, ledger):
+    world, (succeeded, _, _) = top_ups(fresh_engine, ledger)
+    clearing = world.chart.platform(Purpose.PROCESSOR_CLEARING, "USD", scope="sandbox")
+    wallet = world.chart.wallet(succeeded.user_id, "USD")
+    for key in (f"topup:{succeeded.id}:bonus", "topup:not-a-record-id"):
+        ledger.transfer([debit(clearing, 1_00), credit(wallet, 1_00)],
+                        idempotency_key=key, client_id=PAYMENTS_CLIENT_ID)
+
+    report = reconcile(fresh_engine)
+
+    assert {(b.check, b.subject_id) for b in report.breaks} == {
+        ("topups_match_ledger", str(succeeded.id)),
+        ("topups_match_ledger", "topup:not-a-record-id"),
+    }
+    detail = " | ".join(b.detail for b in report.breaks)
+    assert "is not a step of the flow" in detail
+    assert "is under a topup: key that names no record id" in detail
+
+
 def test_a_withdrawal_whose_record_is_gone_is_a_break(fresh_engine, ledger):
     succeeded, _, _ = withdrawals(fresh_engine, ledger)
     execute(fresh_engine, "DELETE FROM withdrawals WHERE id = :id", id=succeeded.id)
