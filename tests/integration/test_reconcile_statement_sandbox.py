@@ -1,7 +1,8 @@
-"""End to end: real top-ups and withdrawals through the sandbox processor, its settlement
-report (`pacioli gateways sandbox-report`), then `pacioli reconcile statement --source
-sandbox_gateway`: clean; then breaks planted by editing the report are found, and a refund
-the processor made that the ledger never booked is found too.
+"""End to end: real top-ups, withdrawals and a merchant settlement payout through the
+sandbox processor, its settlement report (`pacioli gateways sandbox-report`), then
+`pacioli reconcile statement --source sandbox_gateway`: clean; then breaks planted by
+editing the report are found, and a refund the processor made that the ledger never
+booked is found too.
 
 On an empty schema of its own: the sandbox's clearing account and the platform's bank
 account are shared, and another test's top-ups would be this report's breaks.
@@ -14,6 +15,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,11 @@ from pacioli.cli.main import app
 from pacioli.gateways.sandbox import magic
 from pacioli.ledger import Ledger
 from pacioli.ledger.storage.database import make_engine
+from pacioli.payments.settlement import register_settlement_handler
 from pacioli.payments.topups import register_funding_handlers
 from tests.integration.test_cli import restore_logging_and_settings, use_database  # noqa: F401
+from tests.integration.test_settlement import make_world as make_settlement_world
+from tests.integration.test_settlement import mine
 from tests.integration.test_topups import World, make_world
 from tests.integration.test_withdrawals import Payouts
 
@@ -178,3 +183,36 @@ def test_a_report_of_another_day_is_empty(flows, tmp_path):
                                  "--out", str(out)])
     assert result.exit_code == 0
     assert out.read_text() == "reference,type,amount,currency,settled_on\n"
+
+
+def test_a_merchant_settlement_payout_reconciles_against_the_sandbox_report(
+        fresh_database_url, tmp_path, monkeypatch):
+    use_database(monkeypatch, fresh_database_url)
+    engine = make_engine(fresh_database_url, pool_size=4)
+    with Ledger(engine) as ledger:
+        world = make_settlement_world(engine, ledger)
+        unregister = register_settlement_handler(engine, ledger, world.chart, world.gateway,
+                                                 registry=world.registry)
+        now = datetime.now(UTC)
+        shop = world.merchant()
+        for amount in (40_00, 2_50):  # the payers' wallets are funded from the bank account
+            world.pay(shop, amount, at=now)
+        settlement = world.settlement(cycle_days=0)
+        [batch] = mine(settlement.run_cycle(now + timedelta(seconds=1)), shop)
+        world.deliver(batch.payout_reference)
+        paid = settlement.get(shop.id, batch.id)
+        unregister()
+    engine.dispose()
+    out = tmp_path / "settlement.csv"
+    made = runner.invoke(app, ["gateways", "sandbox-report", "--date",
+                               world.clock().date().isoformat(), "--out", str(out)])
+
+    result = reconcile(out, "--json")
+
+    assert paid.status == "paid"
+    assert made.exit_code == 0, made.output
+    assert [(r["reference"], r["type"], r["amount"]) for r in rows_of(out)] == [
+        (paid.payout_reference, "payout", f"-{paid.net_minor // 100}.{paid.net_minor % 100:02d}")]
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)["run"]
+    assert (run["statement_lines"], run["ledger_entries"], run["matched_lines"]) == (1, 1, 1)
