@@ -18,7 +18,10 @@ from pacioli.ledger.service.reconcile import (
 )
 from pacioli.reconciliation.flows import flow_checks
 
-app = typer.Typer(no_args_is_help=True, help="Verify the ledger's invariants.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Check the ledger and its flows, match external statements, resolve breaks.",
+)
 # Statements against the ledger, and their breaks: pacioli/cli/statements.py.
 app.command("statement")(statements.statement)
 app.add_typer(statements.breaks_app, name="breaks")
