@@ -237,7 +237,7 @@ def test_a_payment_marked_succeeded_without_a_transfer_is_a_break(fresh_engine, 
 
 def test_a_payment_whose_amount_disagrees_with_its_transfer_is_a_break(fresh_engine, ledger):
     paid, _ = p2p_payments(fresh_engine, ledger)
-    execute(fresh_engine, "UPDATE p2p_payments SET amount_minor = 21_00 WHERE id = :id",
+    execute(fresh_engine, "UPDATE p2p_payments SET amount_minor = 2100 WHERE id = :id",
             id=paid.id)
 
     assert breaks_found(fresh_engine) == {("p2p_payments_match_ledger", str(paid.id))}
