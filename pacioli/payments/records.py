@@ -13,7 +13,7 @@ import json
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, Table, select
+from sqlalchemy import ColumnElement, Engine, Row, Select, Table, select
 
 from pacioli.ledger.domain.errors import DomainError
 from pacioli.payments.errors import IdempotencyKeyReusedForPayment
@@ -54,3 +54,24 @@ def newest_first(
     if starting_after is not None:
         query = query.where(table.c.id < starting_after)
     return query.limit(min(limit, PAGE_LIMIT_MAX + 1))
+
+
+def owned_row(engine: Engine, table: Table, record_id: UUID, user_id: UUID) -> Row | None:
+    """The record `record_id` if `user_id` owns it (its `user_id` column), else None."""
+    with engine.connect() as connection:
+        return connection.execute(
+            select(table).where(table.c.id == record_id, table.c.user_id == user_id)
+        ).first()
+
+
+def owned_rows(
+    engine: Engine, table: Table, user_id: UUID, *, status: str | None, limit: int,
+    starting_after: UUID | None,
+) -> list[Row]:
+    """A user's records, newest first, optionally of one status (see `newest_first`)."""
+    wanted = [table.c.user_id == user_id]
+    if status is not None:
+        wanted.append(table.c.status == status)
+    query = newest_first(table, *wanted, limit=limit, starting_after=starting_after)
+    with engine.connect() as connection:
+        return list(connection.execute(query))

@@ -177,11 +177,7 @@ class TopUps:
 
     def get(self, user_id: UUID, topup_id: UUID) -> TopUp:
         """One of the user's top-ups. Raises: TopUpNotFound."""
-        t = topups
-        with self._engine.connect() as connection:
-            row = connection.execute(
-                select(t).where(t.c.id == topup_id, t.c.user_id == user_id)
-            ).first()
+        row = records.owned_row(self._engine, topups, topup_id, user_id)
         if row is None:
             raise fe.TopUpNotFound(f"no top-up {topup_id}")
         return _topup(row)
@@ -191,11 +187,9 @@ class TopUps:
         starting_after: UUID | None = None,
     ) -> list[TopUp]:
         """The user's top-ups, newest first (ids are time-ordered)."""
-        t = topups
-        wanted = [t.c.user_id == user_id] + ([] if status is None else [t.c.status == status])
-        query = records.newest_first(t, *wanted, limit=limit, starting_after=starting_after)
-        with self._engine.connect() as connection:
-            return [_topup(row) for row in connection.execute(query)]
+        rows = records.owned_rows(self._engine, topups, user_id, status=status, limit=limit,
+                                  starting_after=starting_after)
+        return [_topup(row) for row in rows]
 
     # Steps.
 

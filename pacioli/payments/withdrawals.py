@@ -159,11 +159,7 @@ class Withdrawals:
 
     def get(self, user_id: UUID, withdrawal_id: UUID) -> Withdrawal:
         """One of the user's withdrawals. Raises: WithdrawalNotFound."""
-        t = withdrawals
-        with self._engine.connect() as connection:
-            row = connection.execute(
-                select(t).where(t.c.id == withdrawal_id, t.c.user_id == user_id)
-            ).first()
+        row = records.owned_row(self._engine, withdrawals, withdrawal_id, user_id)
         if row is None:
             raise fe.WithdrawalNotFound(f"no withdrawal {withdrawal_id}")
         return _withdrawal(row)
@@ -173,11 +169,9 @@ class Withdrawals:
         starting_after: UUID | None = None,
     ) -> list[Withdrawal]:
         """The user's withdrawals, newest first."""
-        t = withdrawals
-        wanted = [t.c.user_id == user_id] + ([] if status is None else [t.c.status == status])
-        query = records.newest_first(t, *wanted, limit=limit, starting_after=starting_after)
-        with self._engine.connect() as connection:
-            return [_withdrawal(row) for row in connection.execute(query)]
+        rows = records.owned_rows(self._engine, withdrawals, user_id, status=status, limit=limit,
+                                  starting_after=starting_after)
+        return [_withdrawal(row) for row in rows]
 
     # Steps.
 
