@@ -3,6 +3,7 @@
 Knows nothing of HTTP, users, carts or order books. Start with `Ledger`.
 """
 
+from pacioli.ledger.domain.commands import PostPending, VoidPending
 from pacioli.ledger.domain.errors import DomainError, LedgerUnavailable
 from pacioli.ledger.domain.model import (
     Account,
@@ -33,10 +34,12 @@ __all__ = [
     "LedgerUnavailable",
     "Money",
     "PendingStatus",
+    "PostPending",
     "Posting",
     "Transfer",
     "TransferKind",
     "TransferSpec",
+    "VoidPending",
     "Written",
     "credit",
     "debit",

@@ -70,6 +70,18 @@ class VoidPending:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkedBatch:
+    """Resolve holds and create transfers in one step: all of it commits, or none does.
+
+    Each item is a new transfer (`TransferSpec`) or the resolution of an existing hold
+    (`PostPending`, `VoidPending`), applied in order: a fill that consumes part of an
+    order's hold and re-holds what the order may still spend is one such batch.
+    """
+
+    items: tuple[TransferSpec | PostPending | VoidPending, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ExpirePending:
     pending_id: UUID
 
@@ -87,6 +99,7 @@ Command = (
     | UnfreezeAccount
     | CloseAccount
     | CreateTransfers
+    | LinkedBatch
     | PostPending
     | VoidPending
     | ExpirePending

@@ -142,6 +142,8 @@ class StateMachine:
         match command:
             case c.CreateTransfers():
                 return self._create_transfers(command)
+            case c.LinkedBatch():
+                return self._linked_batch(command)
             case c.PostPending():
                 return self._resolve_pending(
                     command.pending_id, TransferKind.POST_PENDING, command.amount_minor,
@@ -212,6 +214,56 @@ class StateMachine:
                     f" {credits[asset_code]} (minor units)"
                 )
 
+    def _linked_batch(self, command: c.LinkedBatch) -> Outcome:
+        if not 1 <= len(command.items) <= LINKED_TRANSFERS_MAX:
+            raise e.BatchTooLarge(
+                f"a linked batch holds 1 to {LINKED_TRANSFERS_MAX} items,"
+                f" not {len(command.items)}"
+            )
+        for item in command.items:
+            if isinstance(item, TransferSpec):
+                validate_transfer_spec(item, now=self.now)
+                self._check_legs_against_accounts(item)
+            elif not isinstance(item, c.PostPending | c.VoidPending):
+                raise e.InvalidCommand(
+                    "a linked batch holds transfers and pending resolutions only,"
+                    f" not {type(item).__name__}"
+                )
+        batch_id = self.new_id()
+        stage = _Stage(self.accounts)
+        made = []
+        resolved: dict[UUID, Transfer] = {}
+        for item in command.items:
+            if isinstance(item, TransferSpec):
+                kind = TransferKind.PENDING if item.pending else TransferKind.POSTED
+                layer = Layer.PENDING if item.pending else Layer.POSTED
+                moves = [(leg.account_id, leg.direction, layer, leg.amount_minor)
+                         for leg in item.legs]
+                made.append(
+                    self._stage_transfer(
+                        stage, kind, moves, metadata=item.metadata, batch_id=batch_id,
+                        expires_at=_deadline(item, self.now),
+                    )
+                )
+                continue
+            if item.pending_id in resolved:
+                raise e.PendingTransferAlreadyResolved(
+                    f"pending transfer {item.pending_id} is resolved twice in one batch"
+                )
+            kind, amount_minor = (
+                (TransferKind.POST_PENDING, item.amount_minor)
+                if isinstance(item, c.PostPending) else (TransferKind.VOID_PENDING, None)
+            )
+            resolution, pending = self._stage_resolution(
+                stage, item.pending_id, kind, amount_minor, item.metadata, batch_id=batch_id
+            )
+            resolved[item.pending_id] = pending
+            made.append(resolution)
+        # Past this point the command succeeds.
+        self.transfers.update(resolved)
+        self._commit(stage, made)
+        return Outcome("LinkedBatch", tuple(str(t.id) for t in made), transfers=tuple(made))
+
     def _resolve_pending(
         self,
         pending_id: UUID,
@@ -219,6 +271,28 @@ class StateMachine:
         amount_minor: int | None,
         metadata: dict[str, Any],
     ) -> Outcome:
+        stage = _Stage(self.accounts)
+        resolution, pending = self._stage_resolution(
+            stage, pending_id, kind, amount_minor, metadata
+        )
+        # Past this point the command succeeds.
+        self.transfers[pending_id] = pending
+        self._commit(stage, [resolution])
+        return Outcome(
+            _COMMAND_TYPE_BY_RESOLUTION[kind], (str(resolution.id),), transfers=(resolution,)
+        )
+
+    def _stage_resolution(
+        self,
+        stage: _Stage,
+        pending_id: UUID,
+        kind: TransferKind,
+        amount_minor: int | None,
+        metadata: dict[str, Any],
+        *,
+        batch_id: UUID | None = None,
+    ) -> tuple[Transfer, Transfer]:
+        """Stage the transfer that resolves a hold; return it and the hold as resolved."""
         pending = self._transfer(pending_id)
         if pending.kind is not TransferKind.PENDING:
             raise e.TransferNotPending(f"transfer {pending_id} is a {pending.kind} transfer")
@@ -241,21 +315,16 @@ class StateMachine:
                 (p.account_id, p.direction, Layer.POSTED, amount)
                 for p, amount in zip(held, _amounts_to_post(held, amount_minor), strict=True)
             ]
-        stage = _Stage(self.accounts)
         resolution = self._stage_transfer(
-            stage, kind, moves, metadata=metadata, pending_id=pending_id,
+            stage, kind, moves, metadata=metadata, pending_id=pending_id, batch_id=batch_id,
             allow_frozen=kind is not TransferKind.POST_PENDING,
         )
-        # Past this point the command succeeds.
-        self.transfers[pending_id] = replace(
+        resolved = replace(
             pending,
             resolved_by_id=resolution.id,
             pending_status=PENDING_STATUS_BY_RESOLUTION[kind],
         )
-        self._commit(stage, [resolution])
-        return Outcome(
-            _COMMAND_TYPE_BY_RESOLUTION[kind], (str(resolution.id),), transfers=(resolution,)
-        )
+        return resolution, resolved
 
     def _reverse(self, command: c.ReverseTransfer) -> Outcome:
         original = self._transfer(command.transfer_id)

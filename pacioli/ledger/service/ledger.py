@@ -209,6 +209,25 @@ class Ledger:
         outcome = self.execute(c.CreateTransfers(tuple(specs)), idempotency_key, client_id)
         return Written(self._transfers_of(outcome), outcome.replayed)
 
+    def linked_batch(
+        self,
+        items: Sequence[TransferSpec | c.PostPending | c.VoidPending],
+        *,
+        idempotency_key: str,
+        client_id: str | None = None,
+    ) -> Written[list[Transfer]]:
+        """Resolve holds and create transfers together: every item commits, or none does.
+
+        Items apply in order; the result holds one transfer per item, in item order (for a
+        `PostPending` or `VoidPending`, the resolution). Use it to consume part of a hold
+        and re-hold the rest, or to capture a hold and split the money, in one step.
+
+        Raises: BatchTooLarge, InvalidCommand, and everything `transfer` and
+        `post_pending` raise.
+        """
+        outcome = self.execute(c.LinkedBatch(tuple(items)), idempotency_key, client_id)
+        return Written(self._transfers_of(outcome), outcome.replayed)
+
     def post_pending(
         self,
         pending_id: UUID,
@@ -474,7 +493,8 @@ def _page(limit: int) -> int:
 
 
 _TRANSFER_COMMAND_TYPES = frozenset(
-    {"CreateTransfers", "PostPending", "VoidPending", "ExpirePending", "ReverseTransfer"}
+    {"CreateTransfers", "LinkedBatch", "PostPending", "VoidPending", "ExpirePending",
+     "ReverseTransfer"}
 )
 
 
@@ -507,6 +527,11 @@ def _referenced_transfer_ids(commands: Iterable[c.Command]) -> set[UUID]:
     for command in commands:
         if isinstance(command, c.PostPending | c.VoidPending | c.ExpirePending):
             ids.add(command.pending_id)
+        elif isinstance(command, c.LinkedBatch):
+            ids.update(
+                item.pending_id for item in command.items
+                if isinstance(item, c.PostPending | c.VoidPending)
+            )
         elif isinstance(command, c.ReverseTransfer):
             ids.add(command.transfer_id)
     return ids
@@ -514,8 +539,11 @@ def _referenced_transfer_ids(commands: Iterable[c.Command]) -> set[UUID]:
 
 def _referenced_account_ids(commands: Iterable[c.Command]) -> Iterable[UUID]:
     for command in commands:
-        if isinstance(command, c.CreateTransfers):
-            for spec in command.transfers:
+        if isinstance(command, c.CreateTransfers | c.LinkedBatch):
+            specs = command.transfers if isinstance(command, c.CreateTransfers) else (
+                item for item in command.items if isinstance(item, TransferSpec)
+            )
+            for spec in specs:
                 for leg in spec.legs:
                     if isinstance(leg.account_id, UUID):
                         yield leg.account_id
