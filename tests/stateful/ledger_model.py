@@ -22,6 +22,7 @@ from pacioli.ledger import Leg, TransferSpec
 
 AMOUNT_MAX_MINOR = 2**128 - 1
 BALANCE_MAX_MINOR = 10**39 - 1
+LINKED_ITEMS_MAX = 128
 
 DEBIT, CREDIT = "debit", "credit"
 POSTED, PENDING = "posted", "pending"
@@ -180,22 +181,20 @@ class LedgerModel:
             self._check_spec(spec)
             self._check_legs_against_accounts(spec.legs)
         stage = _Stage(self.accounts)
-        made = []
-        for spec in specs:
-            layer = PENDING if spec.pending else POSTED
-            legs = [(leg.account_id, leg.direction.value, leg.amount_minor) for leg in spec.legs]
-            moves = [(account_id, d, layer, amount) for account_id, d, amount in legs]
-            stage.apply(moves, allow_frozen=False)
-            made.append(
-                ModelTransfer(
-                    kind=PENDING if spec.pending else POSTED,
-                    posted_legs=[] if spec.pending else legs,
-                    held_legs=legs if spec.pending else [],
-                    expires_at=spec.expires_at,
-                    moves=moves,
-                )
-            )
-        return Plan(stage.staged, made)
+        return Plan(stage.staged, [self._stage_new(stage, spec) for spec in specs])
+
+    def _stage_new(self, stage: _Stage, spec: TransferSpec) -> ModelTransfer:
+        layer = PENDING if spec.pending else POSTED
+        legs = [(leg.account_id, leg.direction.value, leg.amount_minor) for leg in spec.legs]
+        moves = [(account_id, d, layer, amount) for account_id, d, amount in legs]
+        stage.apply(moves, allow_frozen=False)
+        return ModelTransfer(
+            kind=PENDING if spec.pending else POSTED,
+            posted_legs=[] if spec.pending else legs,
+            held_legs=legs if spec.pending else [],
+            expires_at=spec.expires_at,
+            moves=moves,
+        )
 
     def _check_spec(self, spec: TransferSpec) -> None:
         directions = {leg.direction.value for leg in spec.legs}
@@ -229,6 +228,46 @@ class LedgerModel:
         self, pending_id: UUID, kind: str, amount_minor: int | None = None
     ) -> Plan:
         """Post (in full or `amount_minor` of it), void or expire a pending transfer."""
+        stage = _Stage(self.accounts)
+        resolution, pending = self._stage_resolution(stage, pending_id, kind, amount_minor)
+
+        def mark_resolved(ids: list[UUID]) -> None:
+            pending.resolved_by = (kind, ids[0])
+
+        return Plan(stage.staged, [resolution], mark_resolved)
+
+    def plan_linked_batch(self, items: Sequence[TransferSpec | tuple]) -> Plan:
+        """New transfers and resolutions (`("post_pending", id, amount)` or
+        `("void_pending", id, None)`), applied in order, all or nothing."""
+        if not 1 <= len(items) <= LINKED_ITEMS_MAX:
+            raise Rejection("batch_too_large")
+        for item in items:
+            if isinstance(item, TransferSpec):
+                self._check_spec(item)
+                self._check_legs_against_accounts(item.legs)
+        stage = _Stage(self.accounts)
+        made: list[ModelTransfer] = []
+        resolutions: list[tuple[int, str, ModelTransfer]] = []
+        for item in items:
+            if isinstance(item, TransferSpec):
+                made.append(self._stage_new(stage, item))
+                continue
+            kind, pending_id, amount_minor = item
+            if any(pending is self.transfers.get(pending_id) for _, _, pending in resolutions):
+                raise Rejection("pending_transfer_already_resolved")
+            resolution, pending = self._stage_resolution(stage, pending_id, kind, amount_minor)
+            resolutions.append((len(made), kind, pending))
+            made.append(resolution)
+
+        def mark_resolved(ids: list[UUID]) -> None:
+            for index, kind, pending in resolutions:
+                pending.resolved_by = (kind, ids[index])
+
+        return Plan(stage.staged, made, mark_resolved)
+
+    def _stage_resolution(
+        self, stage: _Stage, pending_id: UUID, kind: str, amount_minor: int | None
+    ) -> tuple[ModelTransfer, ModelTransfer]:
         pending = self._transfer(pending_id)
         if pending.kind != PENDING:
             raise Rejection("transfer_not_pending")
@@ -249,14 +288,8 @@ class LedgerModel:
                                                      strict=True)
             ]
             moves += [(account_id, d, POSTED, amount) for account_id, d, amount in posted_legs]
-        stage = _Stage(self.accounts)
         stage.apply(moves, allow_frozen=kind != "post_pending")
-
-        def mark_resolved(ids: list[UUID]) -> None:
-            pending.resolved_by = (kind, ids[0])
-
-        resolution = ModelTransfer(kind=kind, posted_legs=posted_legs, moves=moves)
-        return Plan(stage.staged, [resolution], mark_resolved)
+        return ModelTransfer(kind=kind, posted_legs=posted_legs, moves=moves), pending
 
     def plan_reversal(self, transfer_id: UUID) -> Plan:
         original = self._transfer(transfer_id)

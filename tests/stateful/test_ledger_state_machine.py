@@ -32,7 +32,17 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import Engine
 
-from pacioli.ledger import DomainError, Ledger, Leg, TransferSpec, Written, credit, debit
+from pacioli.ledger import (
+    DomainError,
+    Ledger,
+    Leg,
+    PostPending,
+    TransferSpec,
+    VoidPending,
+    Written,
+    credit,
+    debit,
+)
 
 from .ledger_model import (
     AMOUNT_MAX_MINOR,
@@ -356,6 +366,38 @@ class LedgerStateMachine(RuleBasedStateMachine):
             lambda key: self.ledger.void_pending(
                 pending_id, metadata=self.metadata, idempotency_key=key
             ),
+        )))
+
+    @rule(
+        targets=(posted_transfers, used_keys),
+        pending=pending_transfers,
+        data=st.data(),
+        resolution=st.sampled_from(["post_part", "post_part", "post_all", "void"]),
+        twice=st.sampled_from([False] * 7 + [True]),
+    )
+    def consume_a_hold_and_hold_again(self, pending, data, resolution, twice):
+        """A linked batch that resolves a hold and creates a transfer (held or posted) in one
+        step, as the exchange does per fill; now and then it names the hold twice."""
+        pending_id = pending.made_id
+        held = self.model.transfers[pending_id].held_legs
+        first = held[0][0]
+        if resolution == "void":
+            item, ledger_item = ("void_pending", pending_id, None), VoidPending(pending_id)
+        else:
+            amount_minor = None if resolution == "post_all" else max(1, held[0][2] // 3)
+            item = ("post_pending", pending_id, amount_minor)
+            ledger_item = PostPending(pending_id, amount_minor=amount_minor)
+        spec = TransferSpec(self._legs(first, data), self.metadata,
+                            pending=data.draw(st.booleans(), label="hold again"))
+        model_items, items = [item, spec], [ledger_item, spec]
+        if twice:
+            model_items.append(("void_pending", pending_id, None))
+            items.append(VoidPending(pending_id))
+        others = [VoidPending(pending_id)]
+        return multiple(*self._run(self._transfer_command(
+            lambda: self.model.plan_linked_batch(model_items),
+            lambda key: self.ledger.linked_batch(items, idempotency_key=key),
+            lambda key: self.ledger.linked_batch(others, idempotency_key=key),
         )))
 
     @rule(targets=(posted_transfers, used_keys), pending=pending_transfers)
