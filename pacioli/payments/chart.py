@@ -49,6 +49,10 @@ class Purpose(enum.StrEnum):
     ROUNDING = "rounding"
     # What the platform owes a biller for bill payments it confirmed (scope: the biller).
     BILLER_PAYABLE = "biller_payable"
+    # Checkout: what shoppers paid for orders not yet captured (holds land here; the
+    # capture posts them and splits them out at once), and tax collected on orders.
+    ORDER_ESCROW = "order_escrow"
+    TAX_PAYABLE = "tax_payable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,9 @@ RULES: dict[Purpose, AccountRule] = {
     Purpose.FX_LIQUIDITY: AccountRule(Direction.DEBIT, no_overdraft=False),
     Purpose.ROUNDING: AccountRule(Direction.CREDIT, no_overdraft=False),
     Purpose.BILLER_PAYABLE: AccountRule(Direction.CREDIT, no_overdraft=False),
+    Purpose.ORDER_ESCROW: AccountRule(Direction.CREDIT, no_overdraft=True),
+    # A refund of an order whose tax was already remitted may take it below zero.
+    Purpose.TAX_PAYABLE: AccountRule(Direction.CREDIT, no_overdraft=False),
 }
 
 
