@@ -1,0 +1,303 @@
+"""Stock that is exact under concurrency: reserve, commit, release, restock, expire.
+
+A variant's units are in one of three counters: `stock_available` (free to sell),
+`stock_reserved` (held for checkouts in progress) and `stock_sold`. Every move between
+them is one conditional UPDATE of the variant's row: reserving is
+`available -= q, reserved += q WHERE available >= q`, so two checkouts racing for the
+last units queue on the row lock and the second re-checks what the first left (READ
+COMMITTED re-evaluates the WHERE on the new row version). Stock can never go negative:
+the WHERE refuses it, and CHECK constraints back it up. Multi-line reservations lock
+variants in id order, so two of them never deadlock.
+
+A reservation changes state by a conditional update of its own row
+(`held` → `committed` | `released` | `expired`), so commit, release and the expiry job
+can race and exactly one of them moves its units. Every function works in the caller's
+transaction; refusals roll back to a savepoint, so they change nothing.
+
+When a reservation takes a variant's available stock below its low-stock threshold
+(the variant's own, else its supplier's), a `commerce.stock_low` event is appended for
+the supplier (a merchant notification and webhook, docs/commerce.md "Inventory").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, Row, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from pacioli.commerce import errors as ce
+from pacioli.commerce.catalog_tables import (
+    commerce_products,
+    commerce_reservation_lines,
+    commerce_reservations,
+    commerce_suppliers,
+    commerce_variants,
+)
+from pacioli.ledger.outbox import append_event
+
+EXPIRY_BATCH_SIZE = 200
+STOCK_LOW_EVENT = "commerce.stock_low"
+
+
+def reserve(
+    connection: Connection,
+    reservation_id: UUID,
+    lines: Sequence[tuple[UUID, int]],
+    *,
+    expires_at: datetime,
+) -> None:
+    """Hold `lines` (variant id, quantity) until `expires_at`: all of them or none.
+
+    Reserving again with the id of a reservation still held or committed is a no-op
+    (a retried checkout). Raises: OutOfStock (not enough available, or the product is no
+    longer sold), VariantNotFound, InvalidCommerceRequest (no lines, quantity < 1),
+    ReservationNotHeld (the id names a reservation released or expired).
+    """
+    wanted = _merged(lines)
+    existing = connection.execute(
+        select(commerce_reservations.c.status).where(commerce_reservations.c.id == reservation_id)
+    ).first()
+    if existing is not None:
+        if existing.status in ("held", "committed"):
+            return
+        raise ce.ReservationNotHeld(f"reservation {reservation_id} is {existing.status}")
+    now = func.now()
+    with connection.begin_nested():
+        connection.execute(insert(commerce_reservations).values(
+            id=reservation_id, status="held", expires_at=expires_at, created_at=now,
+        ))
+        for variant_id, quantity in wanted:
+            taken = _take_available(connection, variant_id, quantity, into="stock_reserved")
+            connection.execute(insert(commerce_reservation_lines).values(
+                reservation_id=reservation_id, variant_id=variant_id, quantity=quantity,
+            ))
+            _announce_if_low(connection, taken, quantity)
+
+
+def commit(connection: Connection, reservation_id: UUID) -> None:
+    """The checkout was paid: its reserved units are sold.
+
+    Committing twice is a no-op. A reservation that expired meanwhile takes its units
+    again from what is available, if they still are. Raises: ReservationNotFound,
+    ReservationNotHeld (it was released), OutOfStock (it expired and the units are gone).
+    """
+    moved = _resolve(connection, reservation_id, "held", "committed")
+    if moved:
+        _move_lines(connection, reservation_id, take="stock_reserved", give="stock_sold")
+        return
+    status = _status(connection, reservation_id)
+    if status == "committed":
+        return
+    if status != "expired":
+        raise ce.ReservationNotHeld(f"reservation {reservation_id} is {status}")
+    with connection.begin_nested():
+        if not _resolve(connection, reservation_id, "expired", "committed"):
+            raise ce.ReservationNotHeld(f"reservation {reservation_id} changed meanwhile")
+        for variant_id, quantity in _lines_of(connection, reservation_id):
+            taken = _take_available(connection, variant_id, quantity, into="stock_sold")
+            _announce_if_low(connection, taken, quantity)
+
+
+def release(connection: Connection, reservation_id: UUID) -> None:
+    """The checkout failed or was cancelled before payment: the units are available again.
+
+    Releasing a reservation already released or expired is a no-op. Raises:
+    ReservationNotFound, ReservationNotHeld (it was committed: use `restock`).
+    """
+    if _resolve(connection, reservation_id, "held", "released"):
+        _move_lines(connection, reservation_id, take="stock_reserved", give="stock_available")
+        return
+    status = _status(connection, reservation_id)
+    if status == "committed":
+        raise ce.ReservationNotHeld(f"reservation {reservation_id} was committed")
+
+
+def restock(
+    connection: Connection, reservation_id: UUID, lines: Sequence[tuple[UUID, int]]
+) -> None:
+    """Returned units of a committed reservation go back on sale.
+
+    Never more units of a variant than the reservation sold. Raises: ReservationNotFound,
+    ReservationNotHeld (not committed), InvalidCommerceRequest (more than was sold, or
+    a variant the reservation does not have).
+    """
+    status = _status(connection, reservation_id)
+    if status != "committed":
+        raise ce.ReservationNotHeld(f"reservation {reservation_id} is {status}, not committed")
+    rl, v = commerce_reservation_lines, commerce_variants
+    with connection.begin_nested():
+        for variant_id, quantity in _merged(lines):
+            counted = connection.execute(
+                update(rl)
+                .where(rl.c.reservation_id == reservation_id, rl.c.variant_id == variant_id,
+                       rl.c.restocked + quantity <= rl.c.quantity)
+                .values(restocked=rl.c.restocked + quantity)
+                .returning(rl.c.variant_id)
+            ).first()
+            if counted is None:
+                raise ce.InvalidCommerceRequest(
+                    f"reservation {reservation_id} did not sell {quantity} more of {variant_id}"
+                )
+            connection.execute(
+                update(v).where(v.c.id == variant_id)
+                .values(stock_sold=v.c.stock_sold - quantity,
+                        stock_available=v.c.stock_available + quantity)
+            )
+
+
+def expire_reservations(engine: Engine, now: datetime) -> int:
+    """Release every held reservation whose time ran out; how many were expired.
+
+    Each batch is one transaction; rows locked by a checkout committing them are
+    skipped (SKIP LOCKED) and the conditional update decides who wins.
+    """
+    r = commerce_reservations
+    expired = 0
+    while True:
+        with engine.begin() as connection:
+            due = connection.execute(
+                select(r.c.id).where(r.c.status == "held", r.c.expires_at <= now)
+                .order_by(r.c.expires_at).limit(EXPIRY_BATCH_SIZE)
+                .with_for_update(skip_locked=True)
+            ).scalars().all()
+            for reservation_id in due:
+                if _resolve(connection, reservation_id, "held", "expired"):
+                    _move_lines(connection, reservation_id, take="stock_reserved",
+                                give="stock_available")
+                    expired += 1
+        if len(due) < EXPIRY_BATCH_SIZE:
+            return expired
+
+
+def reservation_status(connection: Connection, reservation_id: UUID) -> str:
+    """held, committed, released or expired. Raises: ReservationNotFound."""
+    return _status(connection, reservation_id)
+
+
+def announce_if_low(connection: Connection, variant_id: UUID, units_taken: int) -> None:
+    """Announce low stock if taking `units_taken` crossed the variant's threshold."""
+    row = connection.execute(_variant_stock_query().where(
+        commerce_variants.c.id == variant_id
+    )).first()
+    if row is not None:
+        _announce_if_low(connection, row, units_taken)
+
+
+# The moves.
+
+
+def _merged(lines: Iterable[tuple[UUID, int]]) -> list[tuple[UUID, int]]:
+    """Lines summed per variant, in variant id order (the lock order)."""
+    merged: dict[UUID, int] = {}
+    for variant_id, quantity in lines:
+        if quantity < 1:
+            raise ce.InvalidCommerceRequest("a reserved quantity must be at least 1")
+        merged[variant_id] = merged.get(variant_id, 0) + quantity
+    if not merged:
+        raise ce.InvalidCommerceRequest("a reservation needs at least one line")
+    return sorted(merged.items())
+
+
+def _take_available(connection: Connection, variant_id: UUID, quantity: int, *, into: str) -> Row:
+    """Move `quantity` units from available into `into`, or raise.
+
+    Raises: OutOfStock, VariantNotFound.
+    """
+    v, p, s = commerce_variants, commerce_products, commerce_suppliers
+    taken = connection.execute(
+        update(v)
+        .where(
+            v.c.id == variant_id, v.c.active, v.c.stock_available >= quantity,
+            p.c.id == v.c.product_id, p.c.active, s.c.merchant_id == p.c.supplier_id,
+        )
+        .values({
+            v.c.stock_available: v.c.stock_available - quantity,
+            v.c[into]: v.c[into] + quantity,
+        })
+        .returning(*_stock_columns())
+    ).first()
+    if taken is not None:
+        return taken
+    found = connection.execute(select(v.c.stock_available).where(v.c.id == variant_id)).first()
+    if found is None:
+        raise ce.VariantNotFound(f"no variant {variant_id}")
+    raise ce.OutOfStock(
+        variant_id, f"variant {variant_id}: {quantity} wanted, {found.stock_available} available"
+        " (or it is no longer sold)",
+    )
+
+
+def _move_lines(connection: Connection, reservation_id: UUID, *, take: str, give: str) -> None:
+    v = commerce_variants
+    for variant_id, quantity in _lines_of(connection, reservation_id):
+        connection.execute(
+            update(v).where(v.c.id == variant_id)
+            .values({v.c[take]: v.c[take] - quantity, v.c[give]: v.c[give] + quantity})
+        )
+
+
+def _lines_of(connection: Connection, reservation_id: UUID) -> list[tuple[UUID, int]]:
+    rl = commerce_reservation_lines
+    rows = connection.execute(
+        select(rl.c.variant_id, rl.c.quantity)
+        .where(rl.c.reservation_id == reservation_id).order_by(rl.c.variant_id)
+    )
+    return [(row.variant_id, int(row.quantity)) for row in rows]
+
+
+def _resolve(connection: Connection, reservation_id: UUID, from_status: str, to: str) -> bool:
+    """Move the reservation from one state to another; False if it was not in `from_status`."""
+    r = commerce_reservations
+    return connection.execute(
+        update(r).where(r.c.id == reservation_id, r.c.status == from_status)
+        .values(status=to, resolved_at=func.now()).returning(r.c.id)
+    ).first() is not None
+
+
+def _status(connection: Connection, reservation_id: UUID) -> str:
+    r = commerce_reservations
+    row = connection.execute(select(r.c.status).where(r.c.id == reservation_id)).first()
+    if row is None:
+        raise ce.ReservationNotFound(f"no reservation {reservation_id}")
+    return row.status
+
+
+# Low stock.
+
+
+def _stock_columns():
+    v, p, s = commerce_variants, commerce_products, commerce_suppliers
+    return (
+        v.c.id, v.c.product_id, v.c.sku, v.c.stock_available, p.c.supplier_id, p.c.name,
+        func.coalesce(v.c.low_stock_threshold, s.c.low_stock_threshold).label("threshold"),
+    )
+
+
+def _variant_stock_query():
+    v, p, s = commerce_variants, commerce_products, commerce_suppliers
+    return select(*_stock_columns()).select_from(
+        v.join(p, p.c.id == v.c.product_id).join(s, s.c.merchant_id == p.c.supplier_id)
+    )
+
+
+def _announce_if_low(connection: Connection, row: Row, units_taken: int) -> None:
+    """Append `commerce.stock_low` when available stock just fell below the threshold.
+
+    Only the move that crosses the threshold announces, so a busy variant does not
+    notify its supplier on every sale.
+    """
+    after = int(row.stock_available)
+    before = after + units_taken
+    if not after < row.threshold <= before:
+        return
+    append_event(
+        connection, STOCK_LOW_EVENT, "commerce_variant", str(row.id),
+        {
+            "merchant_id": str(row.supplier_id), "product_id": str(row.product_id),
+            "variant_id": str(row.id), "sku": row.sku, "product_name": row.name,
+            "stock_available": str(after), "low_stock_threshold": str(row.threshold),
+        },
+    )
