@@ -1,0 +1,286 @@
+"""The order book of one market: commands in, results out; pure, deterministic, no I/O.
+
+`apply(command)` first checks the command (refusals.py) and returns a refused `Result`
+that changed nothing; past that point it cannot fail. Then it moves the clock to the
+command's `ts`, expires the GTT orders due, runs the command, and triggers the stops
+the new last trade price reaches (which may trade and trigger more). The clock, the ids
+and the commands are the caller's: the same commands give the same results and the same
+`state_hash()`, every time.
+"""
+
+from __future__ import annotations
+
+from heapq import heapify, heappop, heappush
+from operator import attrgetter
+
+from pacioli.matching import snapshots
+from pacioli.matching.execution import Engine
+from pacioli.matching.market import Market
+from pacioli.matching.market_data import L1, L2, L3, REPLACED, ChangeMessage, MatchMessage
+from pacioli.matching.orders import (
+    AdvanceClock,
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    Command,
+    Order,
+    OrderType,
+    OrderView,
+    PlaceOrder,
+    Side,
+    TimeInForce,
+    view_of,
+)
+from pacioli.matching.refusals import (
+    SELF_TRADE_MODES,
+    SIDES,
+    TIMES_IN_FORCE,
+    TYPES,
+    fillable,
+    refusal,
+)
+from pacioli.matching.results import (
+    AMENDED,
+    CANCELLED,
+    EXPIRED,
+    UNFILLED,
+    Changed,
+    Reject,
+    Result,
+)
+from pacioli.matching.state_hash import state_hash
+
+STOP, STOP_LIMIT = OrderType.STOP, OrderType.STOP_LIMIT
+GTT, FOK = TimeInForce.GTT, TimeInForce.FOK
+BY_ORDER_ID = attrgetter("order_id")
+
+
+class OrderBook(Engine):
+    """One market's book. Use `apply` to change it; everything else only reads."""
+
+    __slots__ = ("handlers",)
+
+    def __init__(self, market: Market, *, tape_length: int = 1000) -> None:
+        super().__init__(market, tape_length=tape_length)
+        self.handlers = {
+            PlaceOrder: self.place,
+            CancelOrder: self.cancel,
+            CancelAll: self.cancel_all,
+            AmendOrder: self.amend,
+            AdvanceClock: self.advance,
+        }
+
+    def apply(self, command: Command) -> Result:
+        """Run one command; a business refusal comes back as `Result(accepted=False)`."""
+        reject = refusal(self, command)
+        if reject is not None:
+            return Result(reject)
+        result = Result()
+        if command.ts > self.clock:
+            self.clock = command.ts
+        if self.expiries and self.expiries[0][0] <= self.clock:
+            self.expire(result)
+        self.handlers[type(command)](command, result)
+        if self.last_price is not None and (self.buy_stops or self.sell_stops):
+            self.trigger_stops(result)
+        return result
+
+    def check(self, command: Command) -> Reject | None:
+        """The refusal `apply(command)` would give now, or None; changes nothing."""
+        return refusal(self, command)
+
+    # Commands. Each runs after its checks passed.
+
+    def place(self, command: PlaceOrder, result: Result) -> None:
+        type_ = TYPES[command.type]
+        tif = TIMES_IN_FORCE[command.tif]
+        order = Order(
+            command.order_id, command.owner, SIDES[command.side], type_, command.price,
+            command.stop_price, command.size or 0, command.funds, tif, command.expires_at,
+            command.post_only, SELF_TRADE_MODES[command.stp], self.clock,
+        )
+        self.last_order_id = command.order_id
+        if tif is GTT:
+            heappush(self.expiries, (command.expires_at, command.order_id))
+        if type_ is STOP or type_ is STOP_LIMIT:
+            self.stops[order.order_id] = order
+            self.index(order)
+            if order.side is Side.BUY:
+                heappush(self.buy_stops, (order.stop_price, order.order_id))
+            else:
+                heappush(self.sell_stops, (-order.stop_price, order.order_id))
+        else:
+            self.execute(order, result)
+
+    def cancel(self, command: CancelOrder, result: Result) -> None:
+        order = self.orders.get(command.order_id)
+        if order is not None:
+            self.remove_resting(order, CANCELLED, result, public=True)
+        else:
+            self.drop_stop(self.stops[command.order_id], CANCELLED, result)
+
+    def cancel_all(self, command: CancelAll, result: Result) -> None:
+        """Cancel the owner's live orders (on one side, if given) in order-id order."""
+        side = None if command.side is None else SIDES[command.side]
+        owned = self.by_owner.get(command.owner)
+        if not owned:
+            return
+        for order_id in sorted(owned):
+            order = owned[order_id]
+            if side is not None and order.side is not side:
+                continue
+            if order_id in self.orders:
+                self.remove_resting(order, CANCELLED, result, public=True)
+            else:
+                self.drop_stop(order, CANCELLED, result)
+
+    def amend(self, command: AmendOrder, result: Result) -> None:
+        """Change a resting order's open size and/or price (see `AmendOrder`)."""
+        order = self.orders[command.order_id]
+        price = order.price if command.price is None else command.price
+        size = order.remaining if command.size is None else command.size
+        old = order.remaining
+        if price == order.price and size <= old:
+            if size < old:  # a decrease in place keeps the order's priority
+                side = self.bids if order.side is Side.BUY else self.asks
+                side.levels[order.key].total -= old - size
+                order.remaining = size
+                order.cancelled += old - size
+                self.decrement_published(order, old, result)
+            return
+        # A new price or a larger size: the order goes to the back (and may trade now).
+        self.remove_resting(order, REPLACED, result, public=False)
+        replacement = replace_order(order, price=price, size=size)
+        result.changed.append(Changed(
+            order.order_id, order.owner, order.side, price, old, size, AMENDED,
+        ))
+        self.execute(replacement, result)
+
+    def advance(self, command: AdvanceClock, result: Result) -> None:
+        """Nothing beyond what `apply` does for every command: the clock and expiries."""
+
+    # Time and stops.
+
+    def expire(self, result: Result) -> None:
+        """Expire the GTT orders (resting or stops) whose expires_at <= the clock."""
+        expiries = self.expiries
+        while expiries and expiries[0][0] <= self.clock:
+            _, order_id = heappop(expiries)
+            order = self.orders.get(order_id)
+            if order is not None:
+                self.remove_resting(order, EXPIRED, result, public=True)
+                continue
+            stop = self.stops.get(order_id)
+            if stop is not None:
+                self.drop_stop(stop, EXPIRED, result)
+
+    def trigger_stops(self, result: Result) -> None:
+        """Execute the stops the last trade price reached, in order-id order, until none is.
+
+        A buy stop triggers when the last price >= its stop price, a sell stop when <=.
+        The stops reached at one moment run in the order they were placed; their trades
+        move the last price, which may reach more stops.
+        """
+        while True:
+            last = self.last_price
+            triggered: list[Order] = []
+            buys, sells = self.buy_stops, self.sell_stops
+            while buys and buys[0][0] <= last:
+                stop = self.stops.pop(heappop(buys)[1], None)
+                if stop is not None:
+                    triggered.append(stop)
+            while sells and -sells[0][0] >= last:
+                stop = self.stops.pop(heappop(sells)[1], None)
+                if stop is not None:
+                    triggered.append(stop)
+            if not triggered:
+                return
+            triggered.sort(key=BY_ORDER_ID)
+            for stop in triggered:
+                self.unindex(stop)
+                result.triggered.append(stop.order_id)
+                if stop.tif is FOK and not fillable(
+                    self.asks if stop.side is Side.BUY else self.bids, stop.side, stop.price,
+                    stop.remaining, stop.owner, stop.stp, None,
+                ):
+                    self.finish(stop, UNFILLED, result)
+                else:
+                    self.execute(stop, result)
+
+    def drop_stop(self, stop: Order, reason: str, result: Result) -> None:
+        """A waiting stop is cancelled or expires (it was never on the public book)."""
+        del self.stops[stop.order_id]
+        self.unindex(stop)
+        self.finish(stop, reason, result)
+        # Cancelled stops stay in their heap until popped; rebuild a heap they crowd.
+        for heap in (self.buy_stops, self.sell_stops):
+            if len(heap) > 2 * len(self.stops) + 64:
+                heap[:] = [entry for entry in heap if entry[1] in self.stops]
+                heapify(heap)
+
+    def decrement_published(self, order: Order, old: int, result: Result) -> None:
+        """Record an amend's in-place decrease in the result and the stream."""
+        result.changed.append(Changed(
+            order.order_id, order.owner, order.side, order.price, old, order.remaining, AMENDED,
+        ))
+        self.sequence += 1
+        result.md.append(ChangeMessage(
+            self.sequence, self.clock, order.order_id, order.side, order.price, old,
+            order.remaining,
+        ))
+
+    # Reading.
+
+    def l1(self) -> L1:
+        return snapshots.l1(self)
+
+    def l2(self, depth: int = 50) -> L2:
+        return snapshots.l2(self, depth)
+
+    def l3(self) -> L3:
+        return snapshots.l3(self)
+
+    def trades(self, limit: int = 100) -> list[MatchMessage]:
+        """The most recent trades (`match` messages), newest first."""
+        tape = self.tape
+        count = min(limit, len(tape))
+        return [tape[-1 - index] for index in range(count)]
+
+    def get_order(self, order_id: int) -> OrderView | None:
+        """A live order (resting: status "open"; a waiting stop: "pending"), or None."""
+        order = self.orders.get(order_id)
+        if order is not None:
+            return view_of(order, "open")
+        stop = self.stops.get(order_id)
+        return None if stop is None else view_of(stop, "pending")
+
+    def orders_of(self, owner: str) -> list[OrderView]:
+        """The owner's live orders, by order id."""
+        owned = self.by_owner.get(owner, {})
+        return [self.get_order(order_id) for order_id in sorted(owned)]  # type: ignore[misc]
+
+    def state_hash(self) -> str:
+        """A digest of the whole state (see state_hash.py); O(orders), on demand."""
+        return state_hash(self)
+
+
+def replace_order(order: Order, *, price: int, size: int) -> Order:
+    """The amended copy of a resting order that lost its place (the old object stays dead).
+
+    A larger size adds to what was placed; a smaller one is cancelled quantity.
+    """
+    copy = Order(
+        order.order_id, order.owner, order.side, order.type, price, order.stop_price,
+        order.size, order.funds, order.tif, order.expires_at, order.post_only, order.stp,
+        order.ts,
+    )
+    copy.filled = order.filled
+    copy.cancelled = order.cancelled
+    old = order.remaining
+    if size > old:
+        copy.size += size - old
+    else:
+        copy.cancelled += old - size
+    copy.remaining = size
+    return copy
+

@@ -1,0 +1,181 @@
+"""The book's vocabulary: sides, order types, times in force, self-trade modes, and commands.
+
+Commands are frozen slots dataclasses the caller builds; every one carries `ts`, the
+caller's clock in microseconds since the epoch (the book has no other clock), and ids are
+the caller's too. `Order` is the book's own mutable record of a live order (resting or a
+pending stop); it never leaves the book (callers get `OrderView`s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    LIMIT = "limit"
+    MARKET = "market"
+    STOP = "stop"  # a market order once the last trade price reaches stop_price
+    STOP_LIMIT = "stop_limit"  # a limit order once the last trade price reaches stop_price
+
+
+class TimeInForce(StrEnum):
+    GTC = "gtc"  # good till cancelled
+    GTT = "gtt"  # good till expires_at
+    IOC = "ioc"  # immediate or cancel: what does not fill at once is cancelled
+    FOK = "fok"  # fill or kill: filled whole at once, or refused
+
+
+class SelfTrade(StrEnum):
+    """Coinbase's self-trade prevention modes; the taker's mode decides."""
+
+    DECREMENT_AND_CANCEL = "dc"  # the smaller order is cancelled, the larger decremented by it
+    CANCEL_OLDEST = "co"  # the resting order is cancelled
+    CANCEL_NEWEST = "cn"  # the taker is cancelled
+    CANCEL_BOTH = "cb"  # both are cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """Place an order. Which fields a type needs is in docs/exchange.md ("Order types")."""
+
+    ts: int
+    order_id: int
+    owner: str
+    side: Side
+    type: OrderType
+    size: int | None = None
+    price: int | None = None
+    funds: int | None = None
+    stop_price: int | None = None
+    tif: TimeInForce = TimeInForce.GTC
+    expires_at: int | None = None
+    post_only: bool = False
+    stp: SelfTrade = SelfTrade.DECREMENT_AND_CANCEL
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    """Cancel one live order (resting or a pending stop) of `owner`."""
+
+    ts: int
+    order_id: int
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAll:
+    """Cancel every live order of `owner` in this market, or only those on `side`."""
+
+    ts: int
+    owner: str
+    side: Side | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AmendOrder:
+    """Change a resting limit order's open size and/or price.
+
+    `size` is the new OPEN size (what is left to fill), not the original size. A smaller
+    size at the same price keeps the order's place in the queue; a new price or a larger
+    size sends it to the back, and a new price that crosses trades at once.
+    """
+
+    ts: int
+    order_id: int
+    owner: str
+    size: int | None = None
+    price: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdvanceClock:
+    """Move the book's clock to `ts`, expiring the GTT orders that are due."""
+
+    ts: int
+
+
+Command = PlaceOrder | CancelOrder | CancelAll | AmendOrder | AdvanceClock
+
+
+class Order:
+    """A live order inside the book: resting on a price level, or a stop waiting for its price.
+
+    Quantities: `size` is what was placed (plus any amend increases); `remaining` is open;
+    `filled` and `cancelled` (amend decreases, self-trade decrements) make up the rest, so
+    `filled + remaining + cancelled == size` always. A market buy by funds has no size:
+    it spends `funds` (quote minor units) instead.
+    """
+
+    __slots__ = (
+        "order_id", "owner", "side", "type", "price", "stop_price", "size", "remaining",
+        "filled", "cancelled", "funds", "tif", "expires_at", "post_only", "stp", "ts",
+        "live", "key",
+    )
+
+    def __init__(
+        self, order_id: int, owner: str, side: Side, type: OrderType, price: int | None,
+        stop_price: int | None, size: int, funds: int | None, tif: TimeInForce,
+        expires_at: int | None, post_only: bool, stp: SelfTrade, ts: int,
+    ) -> None:
+        self.order_id = order_id
+        self.owner = owner
+        self.side = side
+        self.type = type
+        self.price = price
+        self.stop_price = stop_price
+        self.size = size
+        self.remaining = size
+        self.filled = 0
+        self.cancelled = 0
+        self.funds = funds  # funds left to spend, for a market buy by funds; else None
+        self.tif = tif
+        self.expires_at = expires_at
+        self.post_only = post_only
+        self.stp = stp
+        self.ts = ts
+        self.live = True  # False once off the book: the level's queue drops it lazily
+        self.key = 0  # the price level's sort key while resting (see levels.py)
+
+    def __repr__(self) -> str:
+        return (
+            f"Order({self.order_id}, {self.owner!r}, {self.side}, {self.type}, "
+            f"price={self.price}, remaining={self.remaining}/{self.size})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """A read-only copy of a live order, for callers."""
+
+    order_id: int
+    owner: str
+    side: Side
+    type: OrderType
+    status: str  # "open" (resting on the book) or "pending" (a stop waiting for its price)
+    price: int | None
+    stop_price: int | None
+    size: int
+    remaining_size: int
+    filled_size: int
+    cancelled_size: int
+    funds: int | None
+    tif: TimeInForce
+    expires_at: int | None
+    post_only: bool
+    stp: SelfTrade
+    ts: int
+
+
+def view_of(order: Order, status: str) -> OrderView:
+    """The read-only copy of `order`."""
+    return OrderView(
+        order.order_id, order.owner, order.side, order.type, status, order.price,
+        order.stop_price, order.size, order.remaining, order.filled, order.cancelled,
+        order.funds, order.tif, order.expires_at, order.post_only, order.stp, order.ts,
+    )

@@ -1,0 +1,188 @@
+"""What a command did: a `Result` with the fills, the orders done, opened and changed.
+
+These are plain slots classes, not dataclasses: a busy book builds several per command,
+and a hand-written `__init__` is the cheapest way to build them.
+"""
+
+from __future__ import annotations
+
+from pacioli.matching.market_data import MarketDataMessage
+from pacioli.matching.orders import Side
+
+# Reject codes (stable; the API shows them).
+INVALID_PRICE = "invalid_price"  # a price or stop price off the tick grid, or not positive
+INVALID_SIZE = "invalid_size"  # a size off the size increment grid, or not positive
+SIZE_TOO_SMALL = "size_too_small"  # below the market's minimum (or funds that buy nothing)
+INVALID_ORDER = "invalid_order"  # a combination of fields that makes no order
+POST_ONLY_WOULD_TAKE = "post_only_would_take"
+FOK_NOT_FILLABLE = "fok_not_fillable"
+ORDER_NOT_FOUND = "order_not_found"  # also for another owner's order: it is not theirs to see
+DUPLICATE_ORDER_ID = "duplicate_order_id"  # order ids must increase (see docs/exchange.md)
+NO_LIQUIDITY = "no_liquidity"  # a market order with nothing on the other side
+
+# Why an order is done (it leaves the book for good).
+FILLED = "filled"
+CANCELLED = "cancelled"  # by CancelOrder or CancelAll
+EXPIRED = "expired"  # a GTT order whose expires_at came
+SELF_TRADE = "self_trade"  # cancelled by self-trade prevention
+# The part of an IOC or market order (or a triggered FOK stop) that found nothing to fill.
+UNFILLED = "unfilled"
+
+# Why an open order's size changed while it kept its place (`Changed.reason`).
+AMENDED = "amended"
+
+
+class Reject:
+    """A business refusal: the command changed nothing."""
+
+    __slots__ = ("code", "message")
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"Reject({self.code!r}, {self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Reject):
+            return NotImplemented
+        return (self.code, self.message) == (other.code, other.message)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Fill:
+    """One trade: `size` base minor units at the resting (maker) order's `price`.
+
+    `seq` is the sequence number of the fill's `match` market-data message, so it orders
+    the fills of a book and names one. `quote_amount` is `market.quote_amount(price, size)`.
+    """
+
+    __slots__ = (
+        "seq", "ts", "price", "size", "quote_amount", "taker_order_id", "taker_owner",
+        "taker_side", "maker_order_id", "maker_owner",
+    )
+
+    def __init__(
+        self, seq: int, ts: int, price: int, size: int, quote_amount: int, taker_order_id: int,
+        taker_owner: str, taker_side: Side, maker_order_id: int, maker_owner: str,
+    ) -> None:
+        self.seq = seq
+        self.ts = ts
+        self.price = price
+        self.size = size
+        self.quote_amount = quote_amount
+        self.taker_order_id = taker_order_id
+        self.taker_owner = taker_owner
+        self.taker_side = taker_side
+        self.maker_order_id = maker_order_id
+        self.maker_owner = maker_owner
+
+    def __repr__(self) -> str:
+        return (
+            f"Fill(seq={self.seq}, {self.size}@{self.price}, taker={self.taker_order_id} "
+            f"{self.taker_side}, maker={self.maker_order_id})"
+        )
+
+
+class Done:
+    """An order left the book (or never rested) for good; `remaining_size` was not filled.
+
+    For a market buy by funds `remaining_size` is 0 and `remaining_funds` is what it did
+    not spend; otherwise `remaining_funds` is None.
+    """
+
+    __slots__ = ("order_id", "owner", "reason", "remaining_size", "remaining_funds")
+
+    def __init__(
+        self, order_id: int, owner: str, reason: str, remaining_size: int,
+        remaining_funds: int | None = None,
+    ) -> None:
+        self.order_id = order_id
+        self.owner = owner
+        self.reason = reason
+        self.remaining_size = remaining_size
+        self.remaining_funds = remaining_funds
+
+    def __repr__(self) -> str:
+        funds = "" if self.remaining_funds is None else f", funds={self.remaining_funds}"
+        return f"Done({self.order_id}, {self.reason}, remaining={self.remaining_size}{funds})"
+
+
+class Opened:
+    """An order now rests on the book with `size` open at `price`."""
+
+    __slots__ = ("order_id", "owner", "side", "price", "size")
+
+    def __init__(self, order_id: int, owner: str, side: Side, price: int, size: int) -> None:
+        self.order_id = order_id
+        self.owner = owner
+        self.side = side
+        self.price = price
+        self.size = size
+
+    def __repr__(self) -> str:
+        return f"Opened({self.order_id}, {self.side}, {self.size}@{self.price})"
+
+
+class Changed:
+    """A live order's open size (and, for an amend, maybe its price) changed.
+
+    `reason` is `amended` (AmendOrder) or `self_trade` (decremented by the `dc` mode).
+    A decrease is cancelled quantity; an amend's increase adds to what was placed.
+    """
+
+    __slots__ = ("order_id", "owner", "side", "price", "old_size", "new_size", "reason")
+
+    def __init__(
+        self, order_id: int, owner: str, side: Side, price: int | None, old_size: int,
+        new_size: int, reason: str,
+    ) -> None:
+        self.order_id = order_id
+        self.owner = owner
+        self.side = side
+        self.price = price
+        self.old_size = old_size
+        self.new_size = new_size
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return (
+            f"Changed({self.order_id}, {self.reason}, {self.old_size}->{self.new_size}"
+            f"@{self.price})"
+        )
+
+
+class Result:
+    """What one command did. A refused command has `accepted=False`, a `reject`, and
+    nothing else: it changed nothing (not even the clock).
+
+    - `fills`: the trades, in order.
+    - `done`: orders that finished (filled, cancelled, expired, self_trade, unfilled).
+    - `opened`: orders that now rest on the book (placed, re-priced by an amend, or a
+      triggered stop limit).
+    - `changed`: open sizes changed in place (amends, self-trade decrements).
+    - `triggered`: ids of stop orders whose stop price the last trade reached.
+    - `md`: the market-data messages, numbered, that this command produced.
+    """
+
+    __slots__ = ("accepted", "reject", "fills", "done", "opened", "changed", "triggered", "md")
+
+    def __init__(self, reject: Reject | None = None) -> None:
+        self.accepted = reject is None
+        self.reject = reject
+        self.fills: list[Fill] = []
+        self.done: list[Done] = []
+        self.opened: list[Opened] = []
+        self.changed: list[Changed] = []
+        self.triggered: list[int] = []
+        self.md: list[MarketDataMessage] = []
+
+    def __repr__(self) -> str:
+        if not self.accepted:
+            return f"Result(rejected {self.reject!r})"
+        return (
+            f"Result(fills={self.fills}, done={self.done}, opened={self.opened}, "
+            f"changed={self.changed}, triggered={self.triggered})"
+        )
