@@ -1,0 +1,133 @@
+"""Cancel, cancel-all and amend."""
+
+from .scenario import BUY, SELL, STOP, Scenario, changed, done, rejected, trades
+
+
+def test_cancel_takes_the_order_off_the_book():
+    s = Scenario()
+    s.buy("a", 5, 100)
+    s.buy("a", 5, 100)
+    result = s.cancel("a", 1)
+    assert done(result) == [(1, "cancelled", 5)]
+    assert [(m.type, m.order_id, m.remaining_size) for m in result.md] == [("done", 1, 5)]
+    assert s.bids() == [(2, 5, 100)]
+
+
+def test_cancelling_the_only_order_at_a_price_removes_the_level():
+    s = Scenario()
+    s.buy("a", 5, 100)
+    s.buy("a", 5, 99)
+    s.buy("a", 5, 98)
+    s.cancel("a", 2)
+    assert [level.price for level in s.book.l2().bids] == [100, 98]
+
+
+def test_another_owners_order_cannot_be_cancelled_and_is_not_found():
+    s = Scenario()
+    s.buy("a", 5, 100)
+    assert rejected(s.cancel("b", 1)) == "order_not_found"
+    assert rejected(s.cancel("a", 7)) == "order_not_found"
+    s.cancel("a", 1)
+    assert rejected(s.cancel("a", 1)) == "order_not_found"
+
+
+def test_a_partly_filled_order_cancels_its_open_remainder():
+    s = Scenario()
+    s.buy("a", 5, 100)
+    s.sell("b", 2, 100)
+    assert done(s.cancel("a", 1)) == [(1, "cancelled", 3)]
+
+
+def test_cancel_all_cancels_every_live_order_of_the_owner_in_id_order():
+    s = Scenario()
+    s.buy("a", 1, 100)
+    s.sell("a", 1, 110)
+    s.buy("b", 1, 100)
+    s.place("a", BUY, STOP, size=1, stop_price=120)
+    s.buy("a", 1, 99)
+    result = s.cancel_all("a")
+    assert done(result) == [(1, "cancelled", 1), (2, "cancelled", 1), (4, "cancelled", 1),
+                            (5, "cancelled", 1)]
+    assert s.bids() == [(3, 1, 100)] and s.asks() == []
+
+
+def test_cancel_all_of_one_side():
+    s = Scenario()
+    s.buy("a", 1, 100)
+    s.sell("a", 1, 110)
+    assert done(s.cancel_all("a", SELL)) == [(2, "cancelled", 1)]
+    assert s.bids() == [(1, 1, 100)]
+
+
+def test_cancel_all_with_nothing_to_cancel_is_accepted_and_empty():
+    result = Scenario().cancel_all("nobody")
+    assert result.accepted and not result.done and not result.md
+
+
+def test_amending_the_size_down_keeps_the_place_in_the_queue():
+    s = Scenario()
+    s.buy("a", 5, 100)
+    s.buy("b", 5, 100)
+    result = s.amend("a", 1, size=3)
+    assert changed(result) == [(1, "amended", 5, 3)]
+    assert [(m.type, m.old_size, m.new_size) for m in result.md] == [("change", 5, 3)]
+    assert s.bids() == [(1, 3, 100), (2, 5, 100)]
+    assert trades(s.sell("c", 3, 100)) == [(3, 1, 3, 100)]
+
+
+def test_amending_the_size_up_loses_the_place():
+    s = Scenario()
+    s.buy("a", 5, 100)
+    s.buy("b", 5, 100)
+    result = s.amend("a", 1, size=7)
+    assert changed(result) == [(1, "amended", 5, 7)]
+    assert [(m.type, getattr(m, "reason", None)) for m in result.md] == [
+        ("done", "replaced"), ("open", None),
+    ]
+    assert not result.done  # the order is not done for its owner
+    assert s.bids() == [(2, 5, 100), (1, 7, 100)]
+
+
+def test_amending_the_price_loses_the_place():
+    s = Scenario()
+    s.buy("a", 5, 100)
+    s.buy("b", 5, 101)
+    s.amend("b", 2, price=100)
+    assert s.bids() == [(1, 5, 100), (2, 5, 100)]
+
+
+def test_amending_the_price_across_the_spread_trades_at_once():
+    s = Scenario()
+    s.sell("m", 3, 105)
+    s.buy("a", 5, 100)
+    result = s.amend("a", 2, price=105)
+    assert trades(result) == [(2, 1, 3, 105)]
+    assert s.bids() == [(2, 2, 105)]
+
+
+def test_an_amended_order_keeps_its_fills_and_conserves_quantity():
+    s = Scenario()
+    s.buy("a", 10, 100)
+    s.sell("b", 4, 100)
+    s.amend("a", 1, size=2)  # 6 open -> 2: 4 cancelled
+    s.amend("a", 1, size=5, price=99)  # 2 -> 5: 3 more placed
+    view = s.book.get_order(1)
+    assert (view.size, view.filled_size, view.remaining_size, view.cancelled_size) == (13, 4, 5, 4)
+    assert view.filled_size + view.remaining_size + view.cancelled_size == view.size
+
+
+def test_amend_needs_something_to_change_on_the_grid():
+    s = Scenario()
+    s.buy("a", 5, 100)
+    assert rejected(s.amend("a", 1)) == "invalid_order"
+    assert rejected(s.amend("a", 1, size=0)) == "invalid_size"
+    assert rejected(s.amend("a", 1, price=0)) == "invalid_price"
+    assert rejected(s.amend("b", 1, size=1)) == "order_not_found"
+
+
+def test_amending_to_the_same_size_and_price_changes_nothing():
+    s = Scenario()
+    s.buy("a", 5, 100)
+    before = s.book.sequence
+    result = s.amend("a", 1, size=5, price=100)
+    assert result.accepted and not result.md and s.book.sequence == before
