@@ -62,6 +62,9 @@ def upgrade() -> None:
     )
     op.create_index('ix_commerce_checkouts_unsettled', 'commerce_checkouts', ['updated_at'],
                     postgresql_where=sa.text("status IN ('placed', 'awaiting_payment')"))
+    op.create_index('ux_commerce_checkouts_cart_version', 'commerce_checkouts',
+                    ['cart_id', 'cart_version'], unique=True,
+                    postgresql_where=sa.text("status IN ('placed', 'awaiting_payment', 'paid')"))
     op.create_table(
         'commerce_orders',
         sa.Column('id', sa.Uuid(), nullable=False),

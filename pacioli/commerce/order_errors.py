@@ -18,6 +18,18 @@ class InvalidCheckout(InvalidCommand):
     code = "validation_error"
 
 
+class InvalidOrderRequest(InvalidCommand):
+    """The request about an order is malformed (a tracking number, a note ...)."""
+
+    code = "validation_error"
+
+
+class RefundInProgress(Conflict):
+    """Another refund of this order is still moving; try again when it is done."""
+
+    code = "refund_in_progress"
+
+
 class CartEmpty(Rejected):
     """The cart has nothing to buy (saved-for-later items are not bought)."""
 
@@ -40,6 +52,12 @@ class OrderNotFound(NotFound):
     """No order with this id is the caller's."""
 
     code = "order_not_found"
+
+
+class RefundNotFound(NotFound):
+    """No refund with this id belongs to the order."""
+
+    code = "refund_not_found"
 
 
 class InvalidOrderTransition(Conflict):

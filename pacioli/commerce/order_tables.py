@@ -91,6 +91,11 @@ commerce_checkouts = Table(
 )
 Index("ix_commerce_checkouts_unsettled", commerce_checkouts.c.updated_at,
       postgresql_where=text("status IN ('placed', 'awaiting_payment')"))
+# One live (or paid) checkout per cart version: a second checkout of the same cart, with
+# another key, while the first is under way is a stale_cart_version conflict.
+Index("ux_commerce_checkouts_cart_version", commerce_checkouts.c.cart_id,
+      commerce_checkouts.c.cart_version, unique=True,
+      postgresql_where=text("status IN ('placed', 'awaiting_payment', 'paid')"))
 
 commerce_orders = Table(
     "commerce_orders",

@@ -1,0 +1,491 @@
+"""Checkout: a cart becomes one order per supplier, paid from the wallet or a card.
+
+Steps (docs/commerce.md, "Checkout", draws them):
+
+1. **Place**, in ONE database transaction: lock the user's cart, re-price it
+   (`pricing.price_cart`), refuse a stale cart version, gone stock and a total other than
+   the one the shopper saw; record the checkout (unique per user and Idempotency-Key, and
+   per cart version while it is live), its orders (`placed`), their lines and their split;
+   redeem the coupon; reserve the stock last (the variant rows stay locked the shortest
+   time). Any refusal rolls all of it back: nothing changed.
+2. **Hold**: one pending ledger transfer per order into `order_escrow`, all or none
+   (`checkout:<id>:hold`): from the wallet, or from the processor's clearing account.
+3. **Authorize** (card) outside any transaction, per order (`order:<id>:authorize`).
+4. **Finish**, in one transaction: `paid` (stock committed, cart emptied if it is still
+   at the checkout's version, `commerce_order.paid`), or `payment_failed` (stock
+   released, coupon given back, holds and authorizations marked for voiding, which the
+   caller does next and a sweep finishes, `commerce_order.payment_failed`).
+
+A card that answers later (3DS, a lost answer) leaves the checkout `awaiting_payment`; a
+callback, a refresh or the periodic sweep settles it. Every step is keyed by the
+checkout's or order's id and every status change is conditional, so repeats, races and
+crashes pay once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from pacioli.commerce import carts, inventory, pricing, promotions
+from pacioli.commerce import errors as ce
+from pacioli.commerce import order_errors as oe
+from pacioli.commerce.checkout_plan import plan_orders
+from pacioli.commerce.order_payments import CARD, WALLET, OrderPayments
+from pacioli.commerce.order_records import Order, announce, load_orders
+from pacioli.commerce.order_split import COMMISSION_BPS_DEFAULT
+from pacioli.commerce.order_tables import (
+    commerce_checkouts,
+    commerce_order_lines,
+    commerce_order_shares,
+    commerce_orders,
+)
+from pacioli.gateways import base as gw
+from pacioli.gateways.base import GatewayStatus
+from pacioli.ledger import DomainError
+from pacioli.ledger.domain.ids import uuid7
+from pacioli.payments import records
+from pacioli.payments.instruments import Instruments
+
+log = logging.getLogger(__name__)
+
+# Stock stays reserved this long for a checkout whose payment has not been decided.
+RESERVATION_SECONDS = 15 * 60
+LIVE = ("placed", "awaiting_payment")
+SWEEP_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutRequest:
+    cart_id: UUID
+    cart_version: int
+    expected_total_minor: int
+    currency: str
+    payment_method: str  # wallet, card
+    instrument_id: UUID | None
+    shipping_address: dict[str, str]
+
+    def hash(self) -> str:
+        return records.request_hash(
+            self.cart_id, self.cart_version, self.expected_total_minor, self.currency,
+            self.payment_method, self.instrument_id, sorted(self.shipping_address.items()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutRecord:
+    id: UUID
+    user_id: UUID
+    cart_id: UUID
+    status: str  # placed, awaiting_payment, paid, payment_failed
+    failure_code: str | None
+    payment_method: str
+    currency: str
+    total_minor: int
+    created_at: datetime
+    completed_at: datetime | None
+    orders: tuple[Order, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutAnswer:
+    value: CheckoutRecord
+    replayed: bool
+
+
+class Checkout:
+    """Places checkouts and takes their payment (steps in the module docstring)."""
+
+    def __init__(
+        self, engine: Engine, payments: OrderPayments, instruments: Instruments, *,
+        commission_bps: int = COMMISSION_BPS_DEFAULT,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._engine = engine
+        self._payments = payments
+        self._instruments = instruments
+        self._commission_bps = commission_bps
+        self._clock = clock
+
+    def place(self, user_id: UUID, request: CheckoutRequest, *,
+              idempotency_key: str) -> CheckoutAnswer:
+        """Turn the user's cart into paid orders (or a recorded payment failure).
+
+        Returns the checkout: `paid`, or `awaiting_payment` while a card has not answered.
+        Raises: InvalidCheckout, CartNotFound, StaleCart, OutOfStock, CartEmpty,
+        PriceChanged, Coupon*, InstrumentNotFound, InstrumentRemoved,
+        IdempotencyKeyReusedForOrder; and OrderPaymentFailed with the refusal's code
+        (card_declined, insufficient_funds ...) when the payment failed, also on replay.
+        """
+        _check(request)
+        request_hash = request.hash()
+        existing = self._by_key(user_id, idempotency_key)
+        if existing is not None:
+            records.same_request(existing, request_hash, idempotency_key,
+                                 oe.IdempotencyKeyReusedForOrder)
+            return CheckoutAnswer(self._settled(self._advance(existing.id)), True)
+        if request.payment_method == CARD:
+            self._instruments.usable(user_id, request.instrument_id, "card")
+        checkout_id = self._place(user_id, request, idempotency_key, request_hash)
+        if checkout_id is None:  # the same key won a race: its checkout answers
+            return self.place(user_id, request, idempotency_key=idempotency_key)
+        return CheckoutAnswer(self._settled(self._advance(checkout_id)), False)
+
+    def get(self, user_id: UUID, checkout_id: UUID) -> CheckoutRecord:
+        """Raises: CheckoutNotFound."""
+        record = self._record(checkout_id)
+        if record is None or record.user_id != user_id:
+            raise oe.CheckoutNotFound(f"no checkout {checkout_id}")
+        return record
+
+    def refresh(self, user_id: UUID, checkout_id: UUID) -> CheckoutRecord:
+        """Ask the gateway how an unpaid card checkout stands and settle it if decided."""
+        self.get(user_id, checkout_id)
+        return self._advance(checkout_id)
+
+    def refresh_unsettled(self, now: datetime | None = None, *,
+                          limit: int = SWEEP_LIMIT) -> int:
+        """Advance checkouts left placed or awaiting payment (a periodic job); how many."""
+        t = commerce_checkouts
+        with self._engine.connect() as connection:
+            ids = connection.execute(
+                select(t.c.id).where(t.c.status.in_(LIVE)).order_by(t.c.updated_at)
+                .limit(limit)
+            ).scalars().all()
+        for checkout_id in ids:
+            try:
+                self._advance(checkout_id)
+            except gw.GatewayUnavailable:
+                continue  # The next sweep asks again.
+        return len(ids)
+
+    def handle_event(self, event) -> None:
+        """A gateway callback about an order's card authorization (others are ignored)."""
+        o = commerce_orders
+        with self._engine.connect() as connection:
+            checkout_id = connection.execute(
+                select(o.c.checkout_id).where(o.c.gateway == event.gateway,
+                                              o.c.gateway_reference == event.reference)
+            ).scalar()
+        if checkout_id is not None:
+            self._advance(checkout_id)
+
+    # Step 1: place.
+
+    def _place(self, user_id: UUID, request: CheckoutRequest, idempotency_key: str,
+               request_hash: str) -> UUID | None:
+        now = self._clock()
+        checkout_id = uuid7()
+        with self._engine.begin() as connection:
+            carts.visible_cart(connection, request.cart_id, carts.CartAccess(user_id=user_id),
+                               for_update=True)
+            priced = pricing.price_cart(connection, request.cart_id, now=now)
+            _check_priced(priced, request)
+            inserted = connection.execute(
+                insert(commerce_checkouts).values(
+                    id=checkout_id, user_id=user_id, cart_id=request.cart_id,
+                    cart_version=request.cart_version, currency=priced.currency,
+                    total_minor=priced.total_minor, payment_method=request.payment_method,
+                    instrument_id=request.instrument_id,
+                    gateway=self._payments.gateway_name if request.payment_method == CARD
+                    else None,
+                    coupon_code=priced.coupon_code, status="placed",
+                    shipping_address=request.shipping_address,
+                    idempotency_key=idempotency_key, request_hash=request_hash,
+                    created_at=now, updated_at=now,
+                ).on_conflict_do_nothing().returning(commerce_checkouts.c.id)
+            ).first()
+            if inserted is None:
+                if self._by_key(user_id, idempotency_key) is not None:
+                    return None
+                raise ce.StaleCart(f"cart {request.cart_id} at version {request.cart_version}"
+                                   " is being checked out already")
+            self._insert_orders(connection, checkout_id, user_id, request, priced, now)
+            if priced.coupon_code is not None:
+                promotions.redeem_coupon(connection, priced.coupon_code, user_id=user_id,
+                                         order_id=checkout_id, now=now)
+            inventory.reserve(connection, checkout_id,
+                              [(line.variant_id, line.quantity) for line in priced.lines],
+                              expires_at=now + timedelta(seconds=RESERVATION_SECONDS))
+        return checkout_id
+
+    def _insert_orders(self, connection, checkout_id, user_id, request, priced, now) -> None:
+        for plan in plan_orders(priced, commission_bps=self._commission_bps):
+            order_id = uuid7()
+            connection.execute(insert(commerce_orders).values(
+                id=order_id, checkout_id=checkout_id, user_id=user_id,
+                supplier_id=plan.supplier_id, currency=priced.currency, status="placed",
+                payment_method=request.payment_method, payment_status="pending",
+                instrument_id=request.instrument_id,
+                gateway=self._payments.gateway_name if request.payment_method == CARD
+                else None,
+                subtotal_minor=plan.subtotal_minor, discount_minor=plan.discount_minor,
+                tax_minor=plan.tax_minor, shipping_minor=plan.shipping_minor,
+                rounding_minor=plan.rounding_minor, total_minor=plan.total_minor,
+                commission_minor=plan.commission_minor, captured_minor=0, refunded_minor=0,
+                shipping_address=request.shipping_address, created_at=now, updated_at=now,
+            ))
+            connection.execute(insert(commerce_order_lines), [
+                {"id": uuid7(), "order_id": order_id, "position": position,
+                 "product_id": line.product_id, "variant_id": line.variant_id,
+                 "reseller_id": line.reseller_id, "name": line.name,
+                 "quantity": line.quantity, "unit_price_minor": line.unit_price_minor,
+                 "supplier_unit_price_minor": line.supplier_unit_price_minor,
+                 "reseller_margin_minor": line.reseller_margin_minor,
+                 "catalogue_discount_minor": line.catalogue_discount_minor,
+                 "order_discount_minor": line.order_discount_minor,
+                 "tax_minor": line.tax_minor, "total_minor": line.total_minor,
+                 "returned_quantity": 0}
+                for position, line in enumerate(plan.lines)
+            ])
+            if plan.shares:
+                connection.execute(insert(commerce_order_shares), [
+                    {"order_id": order_id, "position": position, "kind": str(share.kind),
+                     "owner_id": share.owner_id, "amount_minor": share.amount_minor}
+                    for position, share in enumerate(plan.shares)
+                ])
+
+    # Steps 2 to 4: pay.
+
+    def _advance(self, checkout_id: UUID) -> CheckoutRecord:
+        """Take the checkout as far as it goes without waiting for the processor."""
+        checkout = self._row(checkout_id)
+        if checkout.status not in LIVE:
+            return self._record(checkout_id)
+        orders = self._orders(checkout_id)
+        if any(order.hold_transfer_id is None and order.total_minor > 0 for order in orders):
+            try:
+                holds = self._payments.hold(
+                    checkout_id, user_id=checkout.user_id, method=checkout.payment_method,
+                    currency=checkout.currency,
+                    orders=[(order.id, order.total_minor) for order in orders],
+                )
+            except DomainError as rejection:
+                return self._fail(checkout_id, rejection.code, held=False)
+            self._record_holds(holds)
+            orders = self._orders(checkout_id)
+        if checkout.payment_method == WALLET:
+            return self._finish_paid(checkout_id)
+        return self._advance_card(checkout, orders)
+
+    def _advance_card(self, checkout, orders: list[Order]) -> CheckoutRecord:
+        token = self._instruments.get(checkout.user_id, checkout.instrument_id).token
+        outcomes = []
+        for order in orders:
+            if order.total_minor == 0 or order.payment_status == "authorized":
+                outcomes.append(GatewayStatus.AUTHORIZED)
+                continue
+            try:
+                if order.gateway_reference is None:
+                    result = self._payments.authorize(order.id, token, order.total_minor,
+                                                      order.currency)
+                    self._set_reference(order.id, result.reference)
+                else:
+                    result = self._payments.fetch_status(order.gateway_reference)
+            except gw.GatewayUnavailable:
+                outcomes.append(GatewayStatus.PENDING)  # Unknown: ask again with the same key.
+                continue
+            except (gw.GatewayRejected, gw.GatewayNotFound, gw.GatewayConflict) as refusal:
+                return self._fail(checkout.id, refusal.code)
+            if result.status in (GatewayStatus.DECLINED, GatewayStatus.FAILED,
+                                 GatewayStatus.VOIDED):
+                return self._fail(checkout.id, str(result.decline_code or result.status))
+            if result.status is GatewayStatus.AUTHORIZED:
+                self._set_authorized(order.id)
+            outcomes.append(result.status)
+        if all(status is GatewayStatus.AUTHORIZED for status in outcomes):
+            return self._finish_paid(checkout.id)
+        self._update_checkout(checkout.id, ("placed",), status="awaiting_payment")
+        return self._record(checkout.id)
+
+    def _finish_paid(self, checkout_id: UUID) -> CheckoutRecord:
+        now = self._clock()
+        try:
+            with self._engine.begin() as connection:
+                checkout = self._conditional(connection, checkout_id, status="paid",
+                                             completed_at=now)
+                if checkout is not None:
+                    inventory.commit(connection, checkout_id)
+                    self._mark_orders(connection, checkout_id, "paid", event="paid", at=now,
+                                      payment_status="authorized", paid_at=now)
+                    _empty_cart_if_unchanged(connection, checkout)
+        except (ce.OutOfStock, ce.ReservationNotHeld):
+            # The reservation ran out while the card was deciding and the units are gone.
+            return self._fail(checkout_id, ce.OutOfStock.code)
+        return self._record(checkout_id)
+
+    def _fail(self, checkout_id: UUID, failure_code: str, *, held: bool = True) -> CheckoutRecord:
+        """Record the failure (stock released, coupon given back), then void what is held."""
+        now = self._clock()
+        with self._engine.begin() as connection:
+            checkout = self._conditional(connection, checkout_id, status="payment_failed",
+                                         failure_code=failure_code, completed_at=now)
+            if checkout is not None:
+                inventory.release(connection, checkout_id)
+                promotions.unredeem_coupon(connection, checkout_id)
+                self._mark_orders(connection, checkout_id, "payment_failed",
+                                  event="payment_failed", at=now, failure_code=failure_code,
+                                  payment_status="voiding" if held else "failed")
+        for order in self._orders(checkout_id):
+            if order.payment_status == "voiding":
+                self._void(order)
+        return self._record(checkout_id)
+
+    def _void(self, order: Order) -> None:
+        try:
+            self._payments.void_authorization(order.id, order.gateway_reference)
+        except gw.GatewayUnavailable:
+            return  # The money sweep voids it later (orders.Orders.finish_money_steps).
+        void_id = self._payments.void_hold(order.id, order.hold_transfer_id)
+        o = commerce_orders
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(o).where(o.c.id == order.id, o.c.payment_status == "voiding")
+                .values(payment_status="voided", void_transfer_id=void_id,
+                        updated_at=self._clock())
+            )
+
+    # Rows.
+
+    def _mark_orders(self, connection, checkout_id: UUID, status: str, *, event: str,
+                     at: datetime, **values: Any) -> None:
+        o = commerce_orders
+        rows = connection.execute(
+            update(o).where(o.c.checkout_id == checkout_id, o.c.status == "placed")
+            .values(status=status, updated_at=at, **values).returning(o)
+        ).all()
+        for row in sorted(rows, key=lambda r: r.id):
+            announce(connection, row, event, at=at)
+
+    def _conditional(self, connection, checkout_id: UUID, **values: Any):
+        """The checkout's row, changed if it was still live (None if it was settled)."""
+        t = commerce_checkouts
+        return connection.execute(
+            update(t).where(t.c.id == checkout_id, t.c.status.in_(LIVE))
+            .values(updated_at=self._clock(), **values).returning(t)
+        ).first()
+
+    def _update_checkout(self, checkout_id: UUID, statuses: tuple[str, ...], **values) -> None:
+        t = commerce_checkouts
+        with self._engine.begin() as connection:
+            connection.execute(update(t).where(t.c.id == checkout_id, t.c.status.in_(statuses))
+                               .values(updated_at=self._clock(), **values))
+
+    def _record_holds(self, holds: dict[UUID, UUID]) -> None:
+        o = commerce_orders
+        with self._engine.begin() as connection:
+            for order_id, hold_id in holds.items():
+                connection.execute(
+                    update(o).where(o.c.id == order_id, o.c.hold_transfer_id.is_(None))
+                    .values(hold_transfer_id=hold_id)
+                )
+
+    def _set_reference(self, order_id: UUID, reference: str) -> None:
+        o = commerce_orders
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(o).where(o.c.id == order_id, o.c.gateway_reference.is_(None))
+                .values(gateway_reference=reference)
+            )
+
+    def _set_authorized(self, order_id: UUID) -> None:
+        o = commerce_orders
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(o).where(o.c.id == order_id, o.c.payment_status == "pending")
+                .values(payment_status="authorized")
+            )
+
+    def _by_key(self, user_id: UUID, idempotency_key: str):
+        t = commerce_checkouts
+        with self._engine.connect() as connection:
+            return connection.execute(
+                select(t).where(t.c.user_id == user_id, t.c.idempotency_key == idempotency_key)
+            ).first()
+
+    def _row(self, checkout_id: UUID):
+        with self._engine.connect() as connection:
+            return connection.execute(
+                select(commerce_checkouts).where(commerce_checkouts.c.id == checkout_id)
+            ).one()
+
+    def _orders(self, checkout_id: UUID) -> list[Order]:
+        o = commerce_orders
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(o).where(o.c.checkout_id == checkout_id).order_by(o.c.id)
+            ).all()
+            return load_orders(connection, rows)
+
+    def _record(self, checkout_id: UUID) -> CheckoutRecord | None:
+        o = commerce_orders
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(commerce_checkouts).where(commerce_checkouts.c.id == checkout_id)
+            ).first()
+            if row is None:
+                return None
+            orders = connection.execute(
+                select(o).where(o.c.checkout_id == checkout_id).order_by(o.c.id)
+            ).all()
+            return CheckoutRecord(
+                id=row.id, user_id=row.user_id, cart_id=row.cart_id, status=row.status,
+                failure_code=row.failure_code, payment_method=row.payment_method,
+                currency=row.currency, total_minor=row.total_minor, created_at=row.created_at,
+                completed_at=row.completed_at,
+                orders=tuple(load_orders(connection, orders, with_history=True)),
+            )
+
+    def _settled(self, record: CheckoutRecord) -> CheckoutRecord:
+        """The record, or its failure raised as the refusal it was."""
+        if record.status == "payment_failed":
+            raise oe.OrderPaymentFailed(
+                record.failure_code,
+                f"checkout {record.id} was not paid: {record.failure_code}",
+            )
+        return record
+
+
+def _check(request: CheckoutRequest) -> None:
+    if request.payment_method not in (WALLET, CARD):
+        raise oe.InvalidCheckout("the payment method is wallet or card")
+    if (request.payment_method == CARD) != (request.instrument_id is not None):
+        raise oe.InvalidCheckout("a card payment names the card (instrument_id); a wallet"
+                                 " payment names none")
+    if type(request.expected_total_minor) is not int or request.expected_total_minor <= 0:
+        raise oe.InvalidCheckout("the expected total is a positive amount")
+
+
+def _check_priced(priced, request: CheckoutRequest) -> None:
+    """Refuse a cart that moved, lost stock, is empty or costs other than what was shown."""
+    if priced.cart_version != request.cart_version:
+        raise ce.StaleCart(f"the cart is at version {priced.cart_version}, not"
+                           f" {request.cart_version}; read it again")
+    if priced.unavailable:
+        raise ce.OutOfStock(priced.unavailable[0],
+                            f"cart line {priced.unavailable[0]} is no longer available")
+    if not priced.lines:
+        raise oe.CartEmpty("the cart has nothing to buy")
+    if (priced.currency, priced.total_minor) != (request.currency,
+                                                  request.expected_total_minor):
+        raise oe.PriceChanged(
+            f"the cart now costs {priced.total_minor} minor units of {priced.currency};"
+            " show the shopper the new total"
+        )
+
+
+def _empty_cart_if_unchanged(connection, checkout) -> None:
+    """Empty the cart the checkout bought, unless the shopper changed it meanwhile."""
+    try:
+        with connection.begin_nested():
+            carts.empty_cart(connection, checkout.cart_id, version=checkout.cart_version)
+    except (ce.StaleCart, ce.CartNotFound):
+        log.info("cart %s changed during checkout %s; not emptied", checkout.cart_id,
+                 checkout.id)
