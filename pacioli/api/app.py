@@ -19,6 +19,9 @@ from pacioli.api.routes import (
     accounts,
     assets,
     bills,
+    carts,
+    catalog,
+    commerce_merchants,
     funding,
     fx,
     gateways,
@@ -28,6 +31,7 @@ from pacioli.api.routes import (
     notifications,
     offers,
     p2p,
+    promotions,
     qr,
     settlements,
     transfers,
@@ -110,6 +114,8 @@ def create_app(
     app.include_router(settlements.router, responses=PROBLEM_RESPONSES)
     app.include_router(notifications.router, responses=PROBLEM_RESPONSES)
     app.include_router(webhooks.router, responses=IDENTITY_RESPONSES)
+    for commerce in (catalog, commerce_merchants, promotions, carts):
+        app.include_router(commerce.router, responses=IDENTITY_RESPONSES)
     return app
 
 
