@@ -54,9 +54,9 @@ class Shop:
 
 
 def make_shop(engine: Engine, ledger: Ledger, *, clock: Clock | None = None,
-              commission_bps: int = 500) -> Shop:
+              commission_bps: int = 500, gateway: SandboxGateway | None = None) -> Shop:
     chart = Chart(engine, ledger)
-    gateway = SandboxGateway(engine, SandboxSettings(), clock=clock or Clock())
+    gateway = gateway or SandboxGateway(engine, SandboxSettings(), clock=clock or Clock())
     payments = OrderPayments(ledger, chart, gateway)
     instruments = Instruments(engine, gateway)
     refunds = Refunds(engine, payments)
@@ -159,3 +159,33 @@ def balance(shop: Shop, account_id: UUID) -> tuple[int, int]:
     """(available, balance) of an account."""
     account = shop.ledger.get_account(account_id)
     return account.available_minor, account.balance_minor
+
+
+def paid_order(shop: Shop, user_id: UUID, *, price_minor: int = 1000, quantity: int = 1,
+               shipping_minor: int | None = None, method: str = "wallet",
+               card_number: str = magic.CARD_SUCCEEDS, category: str = "general",
+               margin_minor: int | None = None):
+    """A new supplier's product bought by `user_id`: (order, variant id)."""
+    engine = shop.engine
+    seller = supplier(engine, shipping_minor=shipping_minor)
+    product_id, variant = product(engine, seller, price_minor=price_minor,
+                                  stock=quantity + 5, category=category)
+    slug = None
+    if margin_minor is not None:
+        _, slug = reseller_catalog(engine, product_id, margin_minor=margin_minor)
+    cart = cart_with(engine, user_id, [(variant, quantity)], slug=slug)
+    instrument = None
+    if method == "wallet":
+        fund(shop, user_id, priced(engine, cart.id).total_minor)
+    else:
+        instrument = card(shop, user_id, card_number)
+    request = request_for(engine, cart.id, method=method, instrument_id=instrument)
+    checkout = shop.checkout.place(user_id, request, idempotency_key=uuid.uuid4().hex).value
+    [order] = checkout.orders
+    return order, variant
+
+
+def delivered(shop: Shop, order):
+    """The order packed, shipped and delivered by its supplier."""
+    shop.orders.ship(order.supplier_id, order.id, carrier="UPS", tracking_number="1Z999")
+    return shop.orders.deliver(order.supplier_id, order.id)
