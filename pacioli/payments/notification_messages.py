@@ -48,6 +48,7 @@ class Kind(StrEnum):
     LOW_BALANCE = "low_balance"
     BILL_DUE = "bill_due"
     ORDER_FILLED = "order_filled"
+    STOCK_LOW = "stock_low"
     NEW_LOGIN = "new_login"
     NEW_PAYOUT_DESTINATION = "new_payout_destination"
     WEBHOOK_ENDPOINT_FAILING = "webhook_endpoint_failing"
@@ -82,6 +83,7 @@ CHANNELS: dict[Kind, frozenset[Channel]] = {
     Kind.LOW_BALANCE: _PUSH_EMAIL,
     Kind.BILL_DUE: _PUSH_EMAIL,
     Kind.ORDER_FILLED: _PUSH,
+    Kind.STOCK_LOW: _EMAIL,
     Kind.NEW_LOGIN: _PUSH_EMAIL,
     Kind.NEW_PAYOUT_DESTINATION: frozenset({Channel.PUSH, Channel.EMAIL, Channel.SMS}),
     Kind.WEBHOOK_ENDPOINT_FAILING: _EMAIL,
@@ -415,6 +417,21 @@ def _order_filled(p: dict[str, Any], lookup: Lookup) -> list[Draft]:
     )]
 
 
+def _stock_low(p: dict[str, Any], lookup: Lookup) -> list[Draft]:
+    """A supplier's variant fell below its low-stock threshold (commerce/inventory.py)."""
+    merchant = lookup.merchant(_id(p, "merchant_id"))
+    if merchant is None:
+        return []
+    return [Draft(
+        merchant.owner_user_id, Kind.STOCK_LOW, f"Low stock: {p['product_name']} ({p['sku']})",
+        f"Only {p['stock_available']} units of {p['product_name']} ({p['sku']}) are left for"
+        f" sale at {merchant.name} (threshold {p['low_stock_threshold']}).",
+        {"merchant_id": p["merchant_id"], "product_id": p["product_id"],
+         "variant_id": p["variant_id"], "sku": p["sku"],
+         "stock_available": p["stock_available"]},
+    )]
+
+
 _MAPPINGS: dict[str, Callable[[dict[str, Any], Lookup], list[Draft]]] = {
     "p2p_payment.succeeded": _p2p_succeeded,
     "international_transfer.succeeded": _international_succeeded,
@@ -436,6 +453,7 @@ _MAPPINGS: dict[str, Callable[[dict[str, Any], Lookup], list[Draft]]] = {
     "settlement.paid": _settlement(paid=True),
     "settlement.failed": _settlement(paid=False),
     "order.filled": _order_filled,
+    "commerce.stock_low": _stock_low,
 }
 
 EVENT_TYPES = frozenset(_MAPPINGS)

@@ -28,6 +28,7 @@ EVENT_TYPES: dict[str, str] = {
     "payout_destination.added": "A settlement account was put on file for the merchant.",
     "webhook_endpoint.failing": "One of the merchant's endpoints failed every attempt of a"
     " delivery.",
+    "commerce.stock_low": "A supplier's variant fell below its low-stock threshold.",
 }
 # Sent by the "send a test event" route to one endpoint, whatever it subscribes to.
 TEST_EVENT_TYPE = "webhook_endpoint.test"

@@ -18,6 +18,8 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import Engine
 
+from pacioli.commerce import carts, inventory
+from pacioli.commerce.settings import commerce_settings
 from pacioli.config import Settings
 from pacioli.gateways.billers.sandbox import SandboxBillerRegistry
 from pacioli.gateways.sandbox import SandboxGateway
@@ -90,6 +92,8 @@ def wire(engine: Engine, ledger: Ledger, settings: Settings, resources: ExitStac
 
     workload.jobs += settlement_jobs(engine, ledger, chart, gateway, settings)
 
+    workload.jobs += commerce_catalog_jobs(engine)
+
     return workload
 
 
@@ -108,6 +112,19 @@ def settlement_jobs(
         ScheduledJob("settlement.refresh_unsettled", SETTLEMENT_REFRESH_INTERVAL,
                      settlement.refresh_unsettled, lease=SETTLEMENT_LEASE),
         ScheduledJob("qr.expire_codes", QR_EXPIRY_INTERVAL, codes.expire_codes),
+    ]
+
+
+def commerce_catalog_jobs(engine: Engine) -> list[ScheduledJob]:
+    """Stock reservations past their time go back on sale; idle carts expire
+    (docs/commerce.md, "Inventory" and "Carts")."""
+    interval = timedelta(seconds=commerce_settings().expiry_interval_seconds)
+    return [
+        ScheduledJob("commerce.expire_reservations", interval,
+                     lambda now: inventory.expire_reservations(engine, now)),
+        ScheduledJob("commerce.expire_idle_carts", interval,
+                     lambda now: carts.expire_idle_carts(
+                         engine, now, idle_seconds=commerce_settings().cart_idle_seconds)),
     ]
 
 
