@@ -1,0 +1,383 @@
+"""Planning a settlement batch: which fills and order marks it covers, and its ledger items.
+
+Pure: it reads records and returns a `BatchPlan`; the settler (settlement.py) stores the
+plan, then posts it as one `ledger.linked_batch`, so a re-post after a crash is the same
+request under the same key.
+
+A market's settlement input is an ordered stream: for each logged command, its fills
+(numbered `fill_no`) and then its marks (per order touched: what it may still spend,
+and whether it is done). A batch covers a prefix of what is unsettled and, per order it
+touches, becomes:
+
+* `PostPending` of the order's hold(s) for what its fills in the batch charge it (a buy:
+  quote amount + its fee; a sell: the size), which releases the rest of the hold; a
+  hold that pays nothing is voided;
+* a new pending hold (the re-hold) for what the order may still spend: the rest, or less
+  when the order's mark says it needs less (price improvement, an amend down), or
+  nothing when it is done.
+
+Then one multi-leg transfer moves the trade: from the clearing accounts (which the posts
+just credited) to the buyers' base wallets, the sellers' quote wallets (quote amount less
+their fee) and the fee account. Per asset the clearing account ends the batch where it
+began (zero), so the transfer can never pay out what was not posted.
+
+A buy is never charged more than it holds. Fills round their quote amounts and fees up,
+one by one, so a buy filled in many pieces near its limit could owe a few minor units
+more than its hold (sized on the whole); that shortfall comes from the rounding account
+(a platform account), and it is the only thing that does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from pacioli.ledger.domain.errors import invariant
+
+ITEMS_MAX = 128  # the ledger's linked batch limit
+CREDIT_LEGS_MAX = 56  # per trade transfer: 64 legs less room for the debit legs
+HOLD_FLOW = "exchange_hold"
+SETTLEMENT_FLOW = "exchange_settlement"
+
+
+@dataclass(frozen=True, slots=True)
+class FillRecord:
+    fill_no: int
+    command_seq: int
+    size: int
+    quote_amount: int
+    taker_order: UUID
+    maker_order: UUID
+    taker_user_id: UUID
+    maker_user_id: UUID
+    taker_side: str
+    taker_fee: int
+    maker_fee: int
+
+    def buyer(self) -> tuple[UUID, UUID, int]:
+        """(order, user, fee) of the buying side."""
+        if self.taker_side == "buy":
+            return self.taker_order, self.taker_user_id, self.taker_fee
+        return self.maker_order, self.maker_user_id, self.maker_fee
+
+    def seller(self) -> tuple[UUID, UUID, int]:
+        if self.taker_side == "buy":
+            return self.maker_order, self.maker_user_id, self.maker_fee
+        return self.taker_order, self.taker_user_id, self.taker_fee
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    command_seq: int
+    order: UUID
+    need_after: int
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpan:
+    """One logged command as settlement sees it: its fills and then its marks."""
+
+    seq: int
+    fills: tuple[FillRecord, ...]
+    marks: tuple[Mark, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRecord:
+    id: UUID
+    order: UUID
+    asset: str
+    amount: int
+    wallet_account_id: UUID
+    clearing_account_id: UUID
+    created_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarketAccounts:
+    """The accounts a market's trade transfer uses; wallets are found per user."""
+
+    base: str
+    quote: str
+    wallet: Callable[[UUID, str], UUID]
+    clearing_base: UUID
+    clearing_quote: UUID
+    fee: UUID
+    rounding: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class NewHold:
+    id: UUID
+    order: UUID
+    asset: str
+    amount: int
+    wallet_account_id: UUID
+    clearing_account_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSettlement:
+    order: UUID
+    asset: str  # what its holds hold: quote for a buy, base for a sell
+    posts: tuple[tuple[UUID, int], ...]  # (hold id, amount posted); 0 voids the hold
+    charged: int  # what the order's fills in the batch charge it
+    shortfall: int  # of `charged`, what its holds could not cover (rounding)
+    rehold: NewHold | None
+    done: bool  # the batch carries the order's last mark
+
+    @property
+    def item_count(self) -> int:
+        return len(self.posts) + (self.rehold is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeLeg:
+    account_id: UUID
+    direction: str  # debit or credit
+    amount: int
+    asset: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPlan:
+    first_fill_no: int
+    last_fill_no: int  # first_fill_no - 1 when the batch settles no fill
+    marks_through_seq: int
+    holds_through_seq: int
+    orders: tuple[OrderSettlement, ...]
+    transfers: tuple[tuple[TradeLeg, ...], ...]
+    fill_count: int = field(default=0)
+
+    @property
+    def item_count(self) -> int:
+        return sum(o.item_count for o in self.orders) + len(self.transfers)
+
+
+# Choosing what a batch covers.
+
+
+@dataclass(slots=True)
+class Cut:
+    """The end of a batch: fills through `last_fill_no`, marks of commands through
+    `marks_through_seq`, holds created through `holds_through_seq`."""
+
+    fills: list[FillRecord]
+    marks: list[Mark]
+    last_fill_no: int
+    marks_through_seq: int
+    holds_through_seq: int
+
+
+def choose_cut(
+    spans: Sequence[CommandSpan], *, last_fill_no: int, marks_through_seq: int,
+    hold_counts: dict[UUID, int], items_max: int = ITEMS_MAX,
+) -> Cut | None:
+    """The longest prefix of the unsettled stream whose ledger items fit in `items_max`.
+
+    `spans` are the commands after the settled position (the first may be partly
+    settled: its fills up to `last_fill_no` are). `hold_counts` is each order's number
+    of unresolved holds, to bound its items (posts + a re-hold). The bound counts every
+    order touched as needing items, which over-counts orders that turn out to need none.
+    None when there is nothing to settle. A cut may hold no fill and no mark (commands
+    that touched no order): its batch only moves the settled position.
+    """
+    start = (last_fill_no, marks_through_seq)
+    cut = Cut([], [], last_fill_no, marks_through_seq, marks_through_seq)
+    touched: set[UUID] = set()
+    items = 0
+
+    def admit(orders: Iterable[UUID]) -> bool:
+        nonlocal items
+        new = [o for o in set(orders) if o not in touched]
+        extra = sum(hold_counts.get(o, 1) + 1 for o in new)
+        transfers = -(-(len(touched) + len(new) + 1) // CREDIT_LEGS_MAX)
+        if items + extra + transfers > items_max:
+            return False
+        touched.update(new)
+        items += extra
+        return True
+
+    for span in spans:
+        for fill in span.fills:
+            if fill.fill_no <= cut.last_fill_no:
+                continue
+            if not admit((fill.taker_order, fill.maker_order)):
+                return _finished(cut, start)
+            cut.fills.append(fill)
+            cut.last_fill_no = fill.fill_no
+            cut.holds_through_seq = max(cut.holds_through_seq, span.seq)
+        if span.seq <= cut.marks_through_seq:
+            continue
+        if not admit(mark.order for mark in span.marks):
+            return _finished(cut, start)
+        cut.marks.extend(span.marks)
+        cut.marks_through_seq = span.seq
+        cut.holds_through_seq = max(cut.holds_through_seq, span.seq)
+    return _finished(cut, start)
+
+
+def _finished(cut: Cut, start: tuple[int, int]) -> Cut | None:
+    """The cut, unless it covers nothing (commands without fills or marks still count:
+    the position must move past them)."""
+    return None if (cut.last_fill_no, cut.marks_through_seq) == start else cut
+
+
+# Turning a cut into ledger items.
+
+
+def plan_batch(
+    cut: Cut, *, first_fill_no: int, holds: dict[UUID, Sequence[HoldRecord]],
+    accounts: MarketAccounts, new_id: Callable[[], UUID],
+) -> BatchPlan:
+    """The batch's order settlements and trade transfers (see the module docstring).
+
+    `holds` are each touched order's unresolved holds; only those created through
+    `cut.holds_through_seq` are resolved. Raises InvariantBroken if a sell's base hold
+    does not cover its fills (that would be a bug, never a user's mistake).
+    """
+    charges: dict[UUID, int] = {}
+    for fill in cut.fills:
+        buyer, _, buyer_fee = fill.buyer()
+        seller, _, _ = fill.seller()
+        charges[buyer] = charges.get(buyer, 0) + fill.quote_amount + buyer_fee
+        charges[seller] = charges.get(seller, 0) + fill.size
+    last_mark: dict[UUID, Mark] = {}
+    for mark in cut.marks:
+        last_mark[mark.order] = mark
+    orders: list[OrderSettlement] = []
+    for order in _in_order_of_appearance(cut):
+        eligible = [h for h in holds.get(order, ()) if h.created_seq <= cut.holds_through_seq]
+        settlement = settle_order(
+            order, eligible, charges.get(order, 0), last_mark.get(order), new_id
+        )
+        if settlement is not None:
+            orders.append(settlement)
+    transfers = trade_transfers(cut.fills, orders, accounts)
+    return BatchPlan(
+        first_fill_no=first_fill_no, last_fill_no=cut.last_fill_no,
+        marks_through_seq=cut.marks_through_seq, holds_through_seq=cut.holds_through_seq,
+        orders=tuple(orders), transfers=transfers, fill_count=len(cut.fills),
+    )
+
+
+def settle_order(
+    order: UUID, holds: Sequence[HoldRecord], charged: int, mark: Mark | None,
+    new_id: Callable[[], UUID],
+) -> OrderSettlement | None:
+    """One order's posts and re-hold in a batch, or None when it needs no ledger item."""
+    held = sum(h.amount for h in holds)
+    invariant(bool(holds) or charged == 0, f"order {order} has fills but no hold")
+    posted = min(charged, held)
+    left = held - posted
+    if mark is None:
+        rehold_amount = left  # its command's marks are in a later batch: keep everything
+    elif mark.done:
+        rehold_amount = 0
+    else:
+        rehold_amount = min(left, mark.need_after)
+    if charged == 0 and rehold_amount == held:
+        return None  # nothing spent, nothing to release
+    posts: list[tuple[UUID, int]] = []
+    to_post = posted
+    for hold in sorted(holds, key=lambda h: (h.created_seq, h.id)):
+        amount = min(to_post, hold.amount)
+        posts.append((hold.id, amount))
+        to_post -= amount
+    rehold = None
+    if rehold_amount > 0:
+        template = holds[0]
+        rehold = NewHold(
+            new_id(), order, template.asset, rehold_amount, template.wallet_account_id,
+            template.clearing_account_id,
+        )
+    return OrderSettlement(
+        order, holds[0].asset, tuple(posts), charged, charged - posted, rehold,
+        done=mark is not None and mark.done,
+    )
+
+
+def _in_order_of_appearance(cut: Cut) -> list[UUID]:
+    seen: dict[UUID, None] = {}
+    for fill in cut.fills:
+        seen.setdefault(fill.taker_order)
+        seen.setdefault(fill.maker_order)
+    for mark in cut.marks:
+        seen.setdefault(mark.order)
+    return list(seen)
+
+
+def trade_transfers(
+    fills: Sequence[FillRecord], orders: Sequence[OrderSettlement], accounts: MarketAccounts,
+) -> tuple[tuple[TradeLeg, ...], ...]:
+    """The trade movements, netted per account and cut into transfers of at most 64 legs.
+
+    Credits: each buyer's base wallet the size, each seller's quote wallet the quote
+    amount less its fee, the fee account both fees. Debits: the clearing accounts what
+    the batch's posts put there, and the rounding account the buys' shortfalls.
+    """
+    if not fills:
+        return ()
+    net: dict[tuple[UUID, str], int] = {}
+
+    def add(account_id: UUID, asset: str, amount: int) -> None:
+        net[(account_id, asset)] = net.get((account_id, asset), 0) + amount
+
+    base, quote = accounts.base, accounts.quote
+    for fill in fills:
+        _, buyer_user, buyer_fee = fill.buyer()
+        _, seller_user, seller_fee = fill.seller()
+        add(accounts.wallet(buyer_user, base), base, fill.size)
+        add(accounts.wallet(seller_user, quote), quote, fill.quote_amount - seller_fee)
+        add(accounts.fee, quote, buyer_fee + seller_fee)
+    posted = {base: 0, quote: 0}
+    shortfall = 0
+    for settlement in orders:
+        posted[settlement.asset] += sum(amount for _, amount in settlement.posts)
+        invariant(
+            settlement.shortfall == 0 or settlement.asset == quote,
+            f"only a buy's quote hold may fall short (order {settlement.order})",
+        )
+        shortfall += settlement.shortfall
+    invariant(
+        posted[base] == sum(f.size for f in fills),
+        "the base posted by the sells equals the base the buyers receive",
+    )
+    add(accounts.clearing_base, base, -posted[base])
+    add(accounts.clearing_quote, quote, -posted[quote])
+    add(accounts.rounding, quote, -shortfall)
+    return _cut_into_transfers(net)
+
+
+def _cut_into_transfers(net: dict[tuple[UUID, str], int]) -> tuple[tuple[TradeLeg, ...], ...]:
+    """Balanced transfers of at most CREDIT_LEGS_MAX credit legs each.
+
+    Each transfer takes the next credits and the debits that pay for them, per asset,
+    drawn from the debit accounts in a fixed order (a debit account may be split over
+    several transfers; no account appears twice in one transfer).
+    """
+    credits = [(acct, asset, amount) for (acct, asset), amount in net.items() if amount > 0]
+    debits = {
+        asset: [[acct, -amount] for (acct, a), amount in net.items() if a == asset and amount < 0]
+        for asset in {asset for (_, asset) in net}
+    }
+    transfers = []
+    for start in range(0, len(credits), CREDIT_LEGS_MAX):
+        chunk = credits[start:start + CREDIT_LEGS_MAX]
+        legs = [TradeLeg(acct, "credit", amount, asset) for acct, asset, amount in chunk]
+        owed: dict[str, int] = {}
+        for _, asset, amount in chunk:
+            owed[asset] = owed.get(asset, 0) + amount
+        for asset, amount in owed.items():
+            for source in debits[asset]:
+                take = min(amount, source[1])
+                if take > 0:
+                    legs.append(TradeLeg(source[0], "debit", take, asset))
+                    source[1] -= take
+                    amount -= take
+            invariant(amount == 0, f"the trade's {asset} debits cover its credits")
+        transfers.append(tuple(legs))
+    invariant(all(s[1] == 0 for ds in debits.values() for s in ds), "every debit is used")
+    return tuple(transfers)
