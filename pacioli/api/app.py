@@ -30,6 +30,7 @@ from pacioli.api.routes import (
     merchants,
     notifications,
     offers,
+    orders,
     p2p,
     promotions,
     qr,
@@ -87,7 +88,8 @@ def create_app(
         description="A double-entry ledger: assets, accounts, transfers, holds and balances. "
         "Amounts are decimal strings in major units with a currency.",
         # The funding flows' callback handlers are registered while the app runs.
-        lifespan=funding.with_funding_handlers(_lifespan(engine, owned=ledger is None)),
+        lifespan=orders.with_order_handlers(
+            funding.with_funding_handlers(_lifespan(engine, owned=ledger is None))),
     )
     app.state.engine = engine
     app.state.ledger = ledger
@@ -116,6 +118,7 @@ def create_app(
     app.include_router(webhooks.router, responses=IDENTITY_RESPONSES)
     for commerce in (catalog, commerce_merchants, promotions, carts):
         app.include_router(commerce.router, responses=IDENTITY_RESPONSES)
+    app.include_router(orders.router, responses=IDENTITY_RESPONSES)
     return app
 
 

@@ -106,12 +106,14 @@ class Checkout:
     def __init__(
         self, engine: Engine, payments: OrderPayments, instruments: Instruments, *,
         commission_bps: int = COMMISSION_BPS_DEFAULT,
+        reservation_seconds: int = RESERVATION_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._engine = engine
         self._payments = payments
         self._instruments = instruments
         self._commission_bps = commission_bps
+        self._reservation_seconds = reservation_seconds
         self._clock = clock
 
     def place(self, user_id: UUID, request: CheckoutRequest, *,
@@ -213,7 +215,7 @@ class Checkout:
                                          order_id=checkout_id, now=now)
             inventory.reserve(connection, checkout_id,
                               [(line.variant_id, line.quantity) for line in priced.lines],
-                              expires_at=now + timedelta(seconds=RESERVATION_SECONDS))
+                              expires_at=now + timedelta(seconds=self._reservation_seconds))
         return checkout_id
 
     def _insert_orders(self, connection, checkout_id, user_id, request, priced, now) -> None:
