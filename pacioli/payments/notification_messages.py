@@ -49,6 +49,10 @@ class Kind(StrEnum):
     BILL_DUE = "bill_due"
     ORDER_FILLED = "order_filled"
     STOCK_LOW = "stock_low"
+    ORDER_UPDATE = "order_update"
+    ORDER_PAYMENT_FAILED = "order_payment_failed"
+    ORDER_REFUNDED = "order_refunded"
+    NEW_ORDER = "new_order"
     NEW_LOGIN = "new_login"
     NEW_PAYOUT_DESTINATION = "new_payout_destination"
     WEBHOOK_ENDPOINT_FAILING = "webhook_endpoint_failing"
@@ -84,6 +88,10 @@ CHANNELS: dict[Kind, frozenset[Channel]] = {
     Kind.BILL_DUE: _PUSH_EMAIL,
     Kind.ORDER_FILLED: _PUSH,
     Kind.STOCK_LOW: _EMAIL,
+    Kind.ORDER_UPDATE: _PUSH,
+    Kind.ORDER_PAYMENT_FAILED: _PUSH_EMAIL,
+    Kind.ORDER_REFUNDED: _PUSH,
+    Kind.NEW_ORDER: _PUSH_EMAIL,
     Kind.NEW_LOGIN: _PUSH_EMAIL,
     Kind.NEW_PAYOUT_DESTINATION: frozenset({Channel.PUSH, Channel.EMAIL, Channel.SMS}),
     Kind.WEBHOOK_ENDPOINT_FAILING: _EMAIL,
@@ -432,6 +440,52 @@ def _stock_low(p: dict[str, Any], lookup: Lookup) -> list[Draft]:
     )]
 
 
+# A checkout order's change (commerce/order_records.py): what the shopper is told, and
+# for a new paid order or a return on its way, what the supplier's owner is told.
+_ORDER_NEWS = {
+    "paid": "is confirmed", "shipped": "has shipped", "tracking_updated": "has a tracking update",
+    "delivered": "was delivered", "cancelled": "was cancelled",
+    "partially_returned": "was partly returned", "returned": "was returned",
+}
+
+
+def _commerce_order(event: str) -> Callable[[dict[str, Any], Lookup], list[Draft]]:
+    def drafts(p: dict[str, Any], lookup: Lookup) -> list[Draft]:
+        order = f"Order {str(p['order_id'])[-8:]}"
+        total = lookup.money(_minor(p, "total_minor"), p["currency"])
+        data = {"order_id": p["order_id"], "status": p["status"], "merchant_id": p["merchant_id"],
+                "total_minor": p["total_minor"], "currency": p["currency"]}
+        shopper = _id(p, "user_id")
+        found = []
+        if event == "payment_failed":
+            found.append(Draft(shopper, Kind.ORDER_PAYMENT_FAILED, f"{order} was not paid",
+                               f"Your payment of {total} was not taken{_reason(p)}; nothing"
+                               " was charged. Your cart is as you left it.", data))
+        elif event == "refunded":
+            amount = lookup.money(_minor(p, "refund_minor"), p["currency"])
+            found.append(Draft(shopper, Kind.ORDER_REFUNDED, f"{order}: {amount} refunded",
+                               f"{amount} of your order was refunded to your"
+                               f" {p['refund_destination']}.",
+                               {**data, "refund_id": p["refund_id"]}))
+        elif event in _ORDER_NEWS:
+            tracking = (f" ({p['carrier']} {p['tracking_number']})"
+                        if event in ("shipped", "tracking_updated") else "")
+            found.append(Draft(shopper, Kind.ORDER_UPDATE, f"{order} {_ORDER_NEWS[event]}",
+                               f"Your order of {total} {_ORDER_NEWS[event]}{tracking}.", data))
+        merchant = lookup.merchant(_id(p, "merchant_id"))
+        if merchant is not None and event in ("paid", "return_requested"):
+            title = (f"New order to ship: {total}" if event == "paid"
+                     else f"{order}: a return is on its way")
+            found.append(Draft(merchant.owner_user_id, Kind.NEW_ORDER, title,
+                               f"{merchant.name}: {order} ({total}) "
+                               + ("is paid and waits to be packed and shipped." if event == "paid"
+                                  else "is being sent back; receive it to refund the shopper."),
+                               data))
+        return found
+
+    return drafts
+
+
 _MAPPINGS: dict[str, Callable[[dict[str, Any], Lookup], list[Draft]]] = {
     "p2p_payment.succeeded": _p2p_succeeded,
     "international_transfer.succeeded": _international_succeeded,
@@ -454,6 +508,8 @@ _MAPPINGS: dict[str, Callable[[dict[str, Any], Lookup], list[Draft]]] = {
     "settlement.failed": _settlement(paid=False),
     "order.filled": _order_filled,
     "commerce.stock_low": _stock_low,
+    **{f"commerce_order.{event}": _commerce_order(event)
+       for event in (*_ORDER_NEWS, "payment_failed", "refunded", "return_requested")},
 }
 
 EVENT_TYPES = frozenset(_MAPPINGS)

@@ -29,6 +29,18 @@ EVENT_TYPES: dict[str, str] = {
     "webhook_endpoint.failing": "One of the merchant's endpoints failed every attempt of a"
     " delivery.",
     "commerce.stock_low": "A supplier's variant fell below its low-stock threshold.",
+    "commerce_order.paid": "A shopper paid an order of the supplier's: pack and ship it.",
+    "commerce_order.payment_failed": "An order's payment was refused; nothing is to ship.",
+    "commerce_order.packed": "The order was marked packed.",
+    "commerce_order.shipped": "The order shipped (carrier, tracking_number); it was charged.",
+    "commerce_order.tracking_updated": "The order's tracking changed.",
+    "commerce_order.delivered": "The order was delivered.",
+    "commerce_order.cancelled": "The order was cancelled (the shopper's payment released or"
+    " refunded).",
+    "commerce_order.return_requested": "The shopper is sending units back (refund_id).",
+    "commerce_order.partially_returned": "Returned units were received; more are outstanding.",
+    "commerce_order.returned": "Every unit of the order came back.",
+    "commerce_order.refunded": "Part or all of the order was refunded (refund_minor).",
 }
 # Sent by the "send a test event" route to one endpoint, whatever it subscribes to.
 TEST_EVENT_TYPE = "webhook_endpoint.test"
