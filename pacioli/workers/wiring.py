@@ -19,6 +19,8 @@ import httpx
 from sqlalchemy import Engine
 
 from pacioli.commerce import carts, inventory
+from pacioli.commerce.order_services import order_services
+from pacioli.commerce.order_settings import order_settings
 from pacioli.commerce.settings import commerce_settings
 from pacioli.config import Settings
 from pacioli.gateways.billers.sandbox import SandboxBillerRegistry
@@ -93,6 +95,7 @@ def wire(engine: Engine, ledger: Ledger, settings: Settings, resources: ExitStac
     workload.jobs += settlement_jobs(engine, ledger, chart, gateway, settings)
 
     workload.jobs += commerce_catalog_jobs(engine)
+    workload.jobs += commerce_order_jobs(engine, ledger, chart, gateway)
 
     return workload
 
@@ -112,6 +115,21 @@ def settlement_jobs(
         ScheduledJob("settlement.refresh_unsettled", SETTLEMENT_REFRESH_INTERVAL,
                      settlement.refresh_unsettled, lease=SETTLEMENT_LEASE),
         ScheduledJob("qr.expire_codes", QR_EXPIRY_INTERVAL, codes.expire_codes),
+    ]
+
+
+def commerce_order_jobs(engine: Engine, ledger: Ledger, chart: Chart,
+                        gateway: SandboxGateway) -> list[ScheduledJob]:
+    """Checkouts a card left undecided, captures and voids, and refunds a crash or an
+    unreachable gateway left half done (docs/commerce.md, "Checkout" and "Refunds")."""
+    services = order_services(engine, ledger, chart, gateway)
+    interval = timedelta(seconds=order_settings().sweep_interval_seconds)
+    return [
+        ScheduledJob("commerce.refresh_checkouts", interval,
+                     services.checkout.refresh_unsettled),
+        ScheduledJob("commerce.finish_money_steps", interval,
+                     services.orders.finish_money_steps),
+        ScheduledJob("commerce.finish_refunds", interval, services.refunds.finish_unfinished),
     ]
 
 
