@@ -1,150 +1,57 @@
-"""What the checkout, order and refund tests share: a shop wired on the real ledger and the
-sandbox gateway, stocked products, carts, funded wallets and linked cards.
+"""Helpers for the commerce integration tests: suppliers, products and carts made through
+the services, each with fresh ids so tests sharing a database never meet.
 
-Suppliers, resellers and shoppers are bare ids here: the service layer needs no user or
-merchant row (the API tests go through sign-up and merchant registration).
+Currencies are made-up codes per test where a test sets store-wide terms (order
+promotions apply to every cart in their currency), so no other test's cart sees them.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
-from pacioli.commerce import cart_edits, carts, catalog, pricing, resellers
+from pacioli.commerce import cart_edits, carts, catalog
+from pacioli.commerce.carts import CartAccess
+from pacioli.commerce.catalog import Product, ProductDraft, VariantDraft
 from pacioli.commerce.catalog_tables import commerce_variants
-from pacioli.commerce.checkout import Checkout, CheckoutRequest
-from pacioli.commerce.order_payments import OrderPayments
-from pacioli.commerce.orders import Orders
-from pacioli.commerce.refunds import Refunds
-from pacioli.gateways.sandbox import SandboxGateway, SandboxSettings, magic
-from pacioli.ledger import Ledger, credit, debit
-from pacioli.payments.chart import Chart, Purpose
-from pacioli.payments.instruments import Instruments
+from pacioli.ledger.domain.ids import uuid7
 
-IDLE_SECONDS = 3600
-ADDRESS = {"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London",
-           "postal_code": "SW1Y 4JH", "country": "GB"}
+IDLE_S = 3600
+LATER = datetime.now(UTC) + timedelta(minutes=10)
 
 
-@dataclass
-class Clock:
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@dataclass
-class Shop:
-    engine: Engine
-    ledger: Ledger
-    chart: Chart
-    gateway: SandboxGateway
-    checkout: Checkout
-    orders: Orders
-    refunds: Refunds
-    instruments: Instruments
-
-
-def make_shop(engine: Engine, ledger: Ledger, *, clock: Clock | None = None,
-              commission_bps: int = 500, gateway: SandboxGateway | None = None) -> Shop:
-    chart = Chart(engine, ledger)
-    gateway = gateway or SandboxGateway(engine, SandboxSettings(), clock=clock or Clock())
-    payments = OrderPayments(ledger, chart, gateway)
-    instruments = Instruments(engine, gateway)
-    refunds = Refunds(engine, payments)
-    return Shop(engine, ledger, chart, gateway,
-                Checkout(engine, payments, instruments, commission_bps=commission_bps),
-                Orders(engine, payments, refunds), refunds, instruments)
-
-
-def supplier(engine: Engine, *, shipping_minor: int | None = None,
-             free_above_minor: int | None = None, currency: str = "USD") -> UUID:
-    merchant_id = uuid.uuid4()
-    catalog.register_supplier(engine, merchant_id)
-    if shipping_minor is not None:
-        catalog.set_shipping_rate(engine, merchant_id, currency, fee_minor=shipping_minor,
-                                  free_above_minor=free_above_minor)
+def new_supplier(engine: Engine, *, threshold: int = 0) -> uuid.UUID:
+    merchant_id = uuid7()
+    catalog.register_supplier(engine, merchant_id, low_stock_threshold=threshold)
     return merchant_id
 
 
-def product(engine: Engine, supplier_id: UUID, *, price_minor: int = 1000, stock: int = 10,
-            currency: str = "USD", category: str = "general", name: str = "Teapot"):
-    """A product with one variant; (product id, variant id)."""
-    draft = catalog.ProductDraft(
-        name=name, currency=currency, category=category,
-        variants=(catalog.VariantDraft(sku=f"sku-{uuid.uuid4().hex[:8]}",
-                                       price_minor=price_minor, stock_available=stock),),
-    )
-    made, _ = catalog.create_product(engine, supplier_id, draft,
-                                     idempotency_key=uuid.uuid4().hex)
-    return made.id, made.variants[0].id
-
-
-def reseller_catalog(engine: Engine, product_id: UUID, *, margin_minor: int) -> tuple[UUID, str]:
-    """A new reseller selling `product_id` with this margin; (reseller id, catalog slug)."""
-    reseller_id = uuid.uuid4()
-    resellers.register_reseller(engine, reseller_id)
-    slug = f"shop-{uuid.uuid4().hex[:10]}"
-    made = resellers.create_catalog(engine, reseller_id, slug=slug, title="Picks")
-    resellers.set_catalog_item(engine, reseller_id, made.id, product_id,
-                               margin_minor=margin_minor)
-    return reseller_id, slug
-
-
-def cart_with(engine: Engine, user_id: UUID, items, *, slug: str | None = None):
-    """The user's cart with `items` ((variant id, quantity) ...) added."""
-    cart = carts.user_cart(engine, user_id, idle_seconds=IDLE_SECONDS)
-    access = carts.CartAccess(user_id=user_id)
-    for variant_id, quantity in items:
-        cart = cart_edits.add_item(engine, cart.id, access, variant_id=variant_id,
-                                   quantity=quantity, catalog_slug=slug,
-                                   idle_seconds=IDLE_SECONDS)
-    return cart
-
-
-def priced(engine: Engine, cart_id: UUID) -> pricing.PricedCart:
-    with engine.connect() as connection:
-        return pricing.price_cart(connection, cart_id, now=datetime.now(UTC))
-
-
-def request_for(engine: Engine, cart_id: UUID, *, method: str = "wallet",
-                instrument_id: UUID | None = None, total_minor: int | None = None
-                ) -> CheckoutRequest:
-    """What the shopper sends after seeing the cart's price now."""
-    price = priced(engine, cart_id)
-    return CheckoutRequest(
-        cart_id=cart_id, cart_version=price.cart_version,
-        expected_total_minor=price.total_minor if total_minor is None else total_minor,
-        currency=price.currency, payment_method=method, instrument_id=instrument_id,
-        shipping_address=ADDRESS,
-    )
-
-
-def fund(shop: Shop, user_id: UUID, amount_minor: int, currency: str = "USD") -> None:
-    shop.ledger.transfer(
-        [debit(shop.chart.platform(Purpose.BANK_SETTLEMENT, currency), amount_minor),
-         credit(shop.chart.wallet(user_id, currency), amount_minor)],
+def new_product(engine: Engine, supplier_id: uuid.UUID, *, stock: int = 10, price: int = 1000,
+                currency: str = "USD", name: str = "Linen shirt", brand: str = "Acme",
+                category: str = "apparel", variants: tuple[VariantDraft, ...] | None = None,
+                description: str = "") -> Product:
+    variants = variants or (VariantDraft(sku="SKU-1", price_minor=price, stock_available=stock,
+                                         size="M", colour="blue"),)
+    product, _ = catalog.create_product(
+        engine, supplier_id,
+        ProductDraft(name=name, currency=currency, variants=variants, brand=brand,
+                     category=category, description=description),
         idempotency_key=uuid.uuid4().hex,
     )
+    return product
 
 
-def card(shop: Shop, user_id: UUID, number: str = magic.CARD_SUCCEEDS) -> UUID:
-    linked = shop.instruments.link_card(
-        user_id=user_id, number=number, exp_month=12, exp_year=2040, cvc="123",
-        idempotency_key=uuid.uuid4().hex,
-    )
-    return linked.value.id
+def one_variant(engine: Engine, *, stock: int = 10, price: int = 1000, threshold: int = 0,
+                currency: str = "USD") -> uuid.UUID:
+    """The id of the only variant of a new product of a new supplier."""
+    supplier = new_supplier(engine, threshold=threshold)
+    return new_product(engine, supplier, stock=stock, price=price,
+                       currency=currency).variants[0].id
 
 
-def stock(engine: Engine, variant_id: UUID) -> tuple[int, int, int]:
+def stock(engine: Engine, variant_id: uuid.UUID) -> tuple[int, int, int]:
     """(available, reserved, sold)."""
     v = commerce_variants
     with engine.connect() as connection:
@@ -152,40 +59,30 @@ def stock(engine: Engine, variant_id: UUID) -> tuple[int, int, int]:
             select(v.c.stock_available, v.c.stock_reserved, v.c.stock_sold)
             .where(v.c.id == variant_id)
         ).one()
-    return int(row[0]), int(row[1]), int(row[2])
+    return tuple(int(x) for x in row)
 
 
-def balance(shop: Shop, account_id: UUID) -> tuple[int, int]:
-    """(available, balance) of an account."""
-    account = shop.ledger.get_account(account_id)
-    return account.available_minor, account.balance_minor
+def user_cart_with(engine: Engine, lines: list[tuple[uuid.UUID, int]],
+                   user_id: uuid.UUID | None = None) -> tuple[carts.Cart, CartAccess]:
+    user_id = user_id or uuid7()
+    access = CartAccess(user_id=user_id)
+    cart = carts.user_cart(engine, user_id, idle_seconds=IDLE_S)
+    for variant_id, quantity in lines:
+        cart = cart_edits.add_item(engine, cart.id, access, variant_id=variant_id,
+                                   quantity=quantity, idle_seconds=IDLE_S)
+    return cart, access
 
 
-def paid_order(shop: Shop, user_id: UUID, *, price_minor: int = 1000, quantity: int = 1,
-               shipping_minor: int | None = None, method: str = "wallet",
-               card_number: str = magic.CARD_SUCCEEDS, category: str = "general",
-               margin_minor: int | None = None):
-    """A new supplier's product bought by `user_id`: (order, variant id)."""
-    engine = shop.engine
-    seller = supplier(engine, shipping_minor=shipping_minor)
-    product_id, variant = product(engine, seller, price_minor=price_minor,
-                                  stock=quantity + 5, category=category)
-    slug = None
-    if margin_minor is not None:
-        _, slug = reseller_catalog(engine, product_id, margin_minor=margin_minor)
-    cart = cart_with(engine, user_id, [(variant, quantity)], slug=slug)
-    instrument = None
-    if method == "wallet":
-        fund(shop, user_id, priced(engine, cart.id).total_minor)
-    else:
-        instrument = card(shop, user_id, card_number)
-    request = request_for(engine, cart.id, method=method, instrument_id=instrument)
-    checkout = shop.checkout.place(user_id, request, idempotency_key=uuid.uuid4().hex).value
-    [order] = checkout.orders
-    return order, variant
+def currency_code() -> str:
+    """A currency no other test uses (pricing does not need it to be a ledger asset)."""
+    return "T" + uuid.uuid4().hex[:8].upper()
 
 
-def delivered(shop: Shop, order):
-    """The order packed, shipped and delivered by its supplier."""
-    shop.orders.ship(order.supplier_id, order.id, carrier="UPS", tracking_number="1Z999")
-    return shop.orders.deliver(order.supplier_id, order.id)
+def age_cart(engine: Engine, cart_id: uuid.UUID, seconds: int) -> None:
+    """Pretend the cart was last touched `seconds` ago."""
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE commerce_carts SET updated_at = now() - make_interval(secs => :s)"
+                 " WHERE id = :id"),
+            {"s": seconds, "id": cart_id},
+        )
