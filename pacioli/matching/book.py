@@ -37,6 +37,7 @@ from pacioli.matching.refusals import (
     TIMES_IN_FORCE,
     TYPES,
     fillable,
+    place_refusal,
     refusal,
 )
 from pacioli.matching.results import (
@@ -72,7 +73,9 @@ class OrderBook(Engine):
 
     def apply(self, command: Command) -> Result:
         """Run one command; a business refusal comes back as `Result(accepted=False)`."""
-        reject = refusal(self, command)
+        # Placements are most commands: they skip the dispatch (same steps, written out).
+        placing = type(command) is PlaceOrder
+        reject = place_refusal(self, command) if placing else refusal(self, command)
         if reject is not None:
             return Result(reject)
         result = Result()
@@ -80,8 +83,11 @@ class OrderBook(Engine):
             self.clock = command.ts
         if self.expiries and self.expiries[0][0] <= self.clock:
             self.expire(result)
-        self.handlers[type(command)](command, result)
-        if self.last_price is not None and (self.buy_stops or self.sell_stops):
+        if placing:
+            self.place(command, result)
+        else:
+            self.handlers[type(command)](command, result)
+        if (self.buy_stops or self.sell_stops) and self.last_price is not None:
             self.trigger_stops(result)
         return result
 

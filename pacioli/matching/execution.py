@@ -12,6 +12,7 @@ writes the fill arithmetic inline; the rules it follows are in docs/exchange.md.
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import deque
 
 from pacioli.matching.levels import BookSide, Level
@@ -73,13 +74,19 @@ class Engine:
     def execute(self, taker: Order, result: Result) -> None:
         """Match `taker`, then rest its remainder (limit GTC/GTT) or finish it."""
         is_limit = taker.type is LIMIT or taker.type is STOP_LIMIT
-        limit_key = NO_LIMIT
-        if is_limit:
-            limit_key = -taker.price if taker.side is BUY else taker.price
-        other = self.asks if taker.side is BUY else self.bids
+        if taker.side is BUY:
+            other = self.asks
+            limit_key = -taker.price if is_limit else NO_LIMIT
+        else:
+            other = self.bids
+            limit_key = taker.price if is_limit else NO_LIMIT
+        keys = other.keys
         ended = RAN_OUT
-        if other.keys and other.keys[-1] >= limit_key:
+        if keys and keys[-1] >= limit_key:
             ended = self.take(taker, other, limit_key, result)
+        elif is_limit and taker.tif is not IOC and taker.tif is not FOK:
+            self.rest(taker, result)  # the commonest path: nothing to take, the order rests
+            return
         if ended == STP_CANCELLED:
             self.finish(taker, SELF_TRADE, result)
         elif taker.funds is not None:
@@ -226,8 +233,12 @@ class Engine:
             maker.cancelled += remaining
             maker.remaining = 0
         maker.live = False
-        del self.orders[maker.order_id]
-        self.unindex(maker)
+        order_id = maker.order_id
+        del self.orders[order_id]
+        owned = self.by_owner[maker.owner]
+        del owned[order_id]
+        if not owned:
+            del self.by_owner[maker.owner]
         result.done.append(Done(maker.order_id, maker.owner, reason, remaining))
         self.sequence += 1
         result.md.append(DoneMessage(
@@ -235,17 +246,34 @@ class Engine:
         ))
 
     def rest(self, order: Order, result: Result) -> None:
-        """Put the rest of a limit order on the book."""
-        (self.bids if order.side is BUY else self.asks).add(order)
-        self.orders[order.order_id] = order
-        self.index(order)
-        result.opened.append(
-            Opened(order.order_id, order.owner, order.side, order.price, order.remaining)
-        )
+        """Put the rest of a limit order on the book (BookSide.add and index, inlined)."""
+        order_id = order.order_id
+        side = order.side
+        price = order.price
+        remaining = order.remaining
+        if side is BUY:
+            book_side = self.bids
+            key = price
+        else:
+            book_side = self.asks
+            key = -price
+        level = book_side.levels.get(key)
+        if level is None:
+            level = book_side.levels[key] = Level(price)
+            insort(book_side.keys, key)
+        level.orders.append(order)
+        level.count += 1
+        level.total += remaining
+        order.key = key
+        self.orders[order_id] = order
+        owned = self.by_owner.get(order.owner)
+        if owned is None:
+            self.by_owner[order.owner] = {order_id: order}
+        else:
+            owned[order_id] = order
+        result.opened.append(Opened(order_id, order.owner, side, price, remaining))
         self.sequence += 1
-        result.md.append(OpenMessage(
-            self.sequence, self.clock, order.order_id, order.side, order.price, order.remaining,
-        ))
+        result.md.append(OpenMessage(self.sequence, self.clock, order_id, side, price, remaining))
 
     def remove_resting(self, order: Order, reason: str, result: Result, *, public: bool) -> None:
         """Take a resting order off the book outside the taker loop (cancel, expiry, amend).

@@ -80,13 +80,53 @@ def gone(order: Order, due: int | None) -> bool:
 
 
 def place_refusal(engine: Engine, command: PlaceOrder) -> Reject | None:
-    reject = place_fields_refusal(engine, command)
-    if reject is not None:
-        return reject
-    type_ = TYPES[command.type]
+    # Every placement passes here before it runs, so the checks are written out flat,
+    # cheapest and commonest first, with the rare combinations in combination_refusal.
+    side = SIDES.get(command.side)
+    type_ = TYPES.get(command.type)
+    tif = TIMES_IN_FORCE.get(command.tif)
+    if side is None or type_ is None or tif is None or command.stp not in SELF_TRADE_MODES:
+        return Reject(INVALID_ORDER, "unknown side, type, time in force or self-trade mode")
+    ts = command.ts
+    order_id = command.order_id
+    if type(ts) is not int or type(order_id) is not int or order_id < 1:
+        return Reject(INVALID_ORDER, "ts and order_id must be integers, order_id positive")
+    owner = command.owner
+    if type(owner) is not str or not owner:
+        return Reject(INVALID_ORDER, "owner must be a non-empty string")
+    if order_id <= engine.last_order_id:
+        return Reject(DUPLICATE_ORDER_ID, "order ids must increase")
+    price = command.price
+    size = command.size
+    plain_limit = (
+        type_ is LIMIT and tif is GTC and price is not None and size is not None
+        and command.funds is None and command.stop_price is None and command.expires_at is None
+    )
+    if not plain_limit:
+        reject = combination_refusal(engine, command, side, type_, tif)
+        if reject is not None:
+            return reject
+    market = engine.market
+    if price is not None and (type(price) is not int or price <= 0 or price % market.tick):
+        return Reject(INVALID_PRICE, f"price must be a positive multiple of {market.tick}")
+    if size is not None:
+        if type(size) is not int or size <= 0 or size % market.size_increment:
+            return Reject(
+                INVALID_SIZE, f"size must be a positive multiple of {market.size_increment}"
+            )
+        if size < market.min_size:
+            return Reject(SIZE_TOO_SMALL, f"size must be at least {market.min_size}")
     if type_ is STOP or type_ is STOP_LIMIT:
         return None  # checked against the book when the stop triggers
-    side = SIDES[command.side]
+    if type_ is LIMIT and not command.post_only and tif is not FOK:
+        return None  # a plain limit order needs nothing of the book
+    return book_refusal(engine, command, side, type_, tif)
+
+
+def book_refusal(
+    engine: Engine, command: PlaceOrder, side: Side, type_: OrderType, tif: TimeInForce
+) -> Reject | None:
+    """The checks of a placement against the book: post-only, FOK, market liquidity."""
     other = engine.asks if side is Side.BUY else engine.bids
     due = due_time(engine, command.ts)
     if type_ is LIMIT:
@@ -100,7 +140,7 @@ def place_refusal(engine: Engine, command: PlaceOrder) -> Reject | None:
             best_price = -best if side is Side.BUY else best
             if engine.market.size_for_funds(best_price, command.funds) == 0:
                 return Reject(SIZE_TOO_SMALL, "the funds buy less than one size increment")
-    if TIMES_IN_FORCE[command.tif] is FOK and not fillable(
+    if tif is FOK and not fillable(
         other, side, command.price, command.size, command.owner,
         SELF_TRADE_MODES[command.stp], due,
     ):
@@ -108,44 +148,26 @@ def place_refusal(engine: Engine, command: PlaceOrder) -> Reject | None:
     return None
 
 
-def place_fields_refusal(engine: Engine, command: PlaceOrder) -> Reject | None:
-    """The checks of a placement that need nothing of the book but its grid and ids."""
-    side = SIDES.get(command.side)
-    type_ = TYPES.get(command.type)
-    tif = TIMES_IN_FORCE.get(command.tif)
-    if side is None or type_ is None or tif is None or command.stp not in SELF_TRADE_MODES:
-        return Reject(INVALID_ORDER, "unknown side, type, time in force or self-trade mode")
-    if type(command.ts) is not int or type(command.order_id) is not int or command.order_id < 1:
-        return Reject(INVALID_ORDER, "ts and order_id must be integers, order_id positive")
-    if not isinstance(command.owner, str) or not command.owner:
-        return Reject(INVALID_ORDER, "owner must be a non-empty string")
-    if command.order_id <= engine.last_order_id:
-        return Reject(DUPLICATE_ORDER_ID, "order ids must increase")
-    combination = combination_refusal(command, side, type_, tif)
-    if combination is not None:
-        return Reject(INVALID_ORDER, combination)
+def combination_refusal(
+    engine: Engine, command: PlaceOrder, side: Side, type_: OrderType, tif: TimeInForce
+) -> Reject | None:
+    """What is wrong with the fields of anything but a plain GTC limit order, if anything."""
+    message = combination_error(command, side, type_, tif)
+    if message is not None:
+        return Reject(INVALID_ORDER, message)
     if tif is GTT:
         now = command.ts if command.ts > engine.clock else engine.clock
         if type(command.expires_at) is not int or command.expires_at <= now:
             return Reject(INVALID_ORDER, "a GTT order needs expires_at after the command's ts")
     market = engine.market
-    if command.price is not None and not market.price_on_grid(command.price):
-        return Reject(INVALID_PRICE, f"price must be a positive multiple of {market.tick}")
     if command.stop_price is not None and not market.price_on_grid(command.stop_price):
         return Reject(INVALID_PRICE, f"stop_price must be a positive multiple of {market.tick}")
-    if command.size is not None:
-        if not market.size_on_grid(command.size):
-            return Reject(
-                INVALID_SIZE, f"size must be a positive multiple of {market.size_increment}"
-            )
-        if command.size < market.min_size:
-            return Reject(SIZE_TOO_SMALL, f"size must be at least {market.min_size}")
     if command.funds is not None and (type(command.funds) is not int or command.funds < 1):
         return Reject(INVALID_ORDER, "funds must be a positive integer of quote minor units")
     return None
 
 
-def combination_refusal(
+def combination_error(
     command: PlaceOrder, side: Side, type_: OrderType, tif: TimeInForce
 ) -> str | None:
     """What is wrong with the combination of fields, if anything (see docs/exchange.md)."""

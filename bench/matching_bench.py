@@ -1,0 +1,300 @@
+"""The order book against pyorderbook: one command stream through both, in one run.
+
+    python bench/matching_bench.py [--inserts 100000] [--mix 100000] [--repeats 3] [--seed 7]
+
+1. A command stream for BTC-USD is generated (seeded, so every run sees the same one):
+   `--inserts` limit orders alternating buy and sell around a mid price, buys a few ticks
+   above and sells a few ticks below it often enough that about half of them trade; then
+   `--mix` commands as exchange-core measures them: 50% new GTC limit orders, 5% IOC, 25%
+   cancels, 15% moves (a price change, which loses the queue place) and 5% reduces (a size
+   decrease, which keeps it). Cancels, moves and reduces name live orders: the generator
+   runs the stream through a Pacioli book once to know which are live.
+2. The same stream runs through `pacioli.matching.OrderBook.apply` and through
+   `pyorderbook.Book` (the peer: `match` for orders, `cancel`; it has no IOC or amend, so
+   an IOC is a `match` then a `cancel` of what rested, a move is a `cancel` and a new
+   `match`, a reduce lowers the order's quantity in place). Commands are built before the
+   clock starts, for both. Each book runs the stream `--repeats` times from empty: once
+   untimed per command for the throughput (orders/s = commands / wall time), once with a
+   `perf_counter_ns` around every command for the p50/p99 latency. The best throughput
+   and the median latencies over the repeats are reported. Python's cyclic GC stays on.
+3. The last line of stdout is one JSON object:
+   `{"bench": "matching", "ops_per_s", "p99_us", "peer": "pyorderbook", "peer_ops_per_s",
+   "settled_fills_per_s"}` — the settlement figure comes from `settlement_figures()`,
+   None until the end-to-end part (the exchange service with the ledger) is wired in.
+
+Targets (issue 6): at least 2x the peer's orders/s, and p99 under 20 µs per command.
+Exit status 1 when the fills of the two books differ on the insert phase (a wrong peer
+comparison would be worthless).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+from pacioli.matching import (
+    BTC_USD,
+    AmendOrder,
+    CancelOrder,
+    OrderBook,
+    OrderType,
+    PlaceOrder,
+    Side,
+    TimeInForce,
+)
+
+MID = 5_000_000  # 50,000.00 USD/BTC
+OVERLAP_TICKS = 3  # how far a buy may sit above the mid (and a sell below it)
+SPREAD_TICKS = 3  # how far from the mid orders are placed on their own side
+PEER_MATCH, PEER_CANCEL, PEER_IOC, PEER_MOVE, PEER_REDUCE = range(5)
+
+
+def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--inserts", type=int, default=100_000)
+    parser.add_argument("--mix", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    return parser.parse_args(argv)
+
+
+def generate_stream(inserts: int, mix: int, seed: int) -> tuple[list[object], int, int]:
+    """The Pacioli commands of the benchmark (see the module docstring), how many of the
+    inserts traded, and how many fills the whole stream makes."""
+    rng = random.Random(seed)
+    book = OrderBook(BTC_USD)
+    live: list[int] = []  # live order ids, for cancels, moves and reduces
+    position: dict[int, int] = {}
+    commands: list[object] = []
+    next_id = 1
+    traded = 0
+    fills = 0
+
+    def limit_order(side: Side, tif: TimeInForce) -> PlaceOrder:
+        nonlocal next_id
+        offset = rng.randint(-OVERLAP_TICKS, SPREAD_TICKS)
+        price = MID - offset if side is Side.BUY else MID + offset
+        size = BTC_USD.min_size * rng.randint(1, 10)
+        # One owner per order: pyorderbook has no self-trade prevention, so no order may
+        # meet its own owner's for the two books to do the same.
+        command = PlaceOrder(len(commands) + 1, next_id, f"u{next_id}", side,
+                             OrderType.LIMIT, size=size, price=price, tif=tif)
+        next_id += 1
+        return command
+
+    def run(command: object) -> bool:
+        nonlocal fills
+        result = book.apply(command)  # type: ignore[arg-type]
+        fills += len(result.fills)
+        if not result.accepted:
+            raise SystemExit(f"the generator made a refused command: {result.reject}")
+        commands.append(command)
+        for done in result.done:
+            index = position.pop(done.order_id, None)
+            if index is not None:  # swap-remove from `live`
+                last = live.pop()
+                if last != done.order_id:
+                    live[index] = last
+                    position[last] = index
+        for opened in result.opened:
+            if opened.order_id not in position:
+                position[opened.order_id] = len(live)
+                live.append(opened.order_id)
+        return bool(result.fills)
+
+    for n in range(inserts):
+        traded += run(limit_order(Side.BUY if n % 2 == 0 else Side.SELL, TimeInForce.GTC))
+    for _ in range(mix):
+        roll = rng.random()
+        ts = len(commands) + 1
+        if roll < 0.55 or not live:
+            side = Side.BUY if rng.random() < 0.5 else Side.SELL
+            run(limit_order(side, TimeInForce.GTC if roll < 0.50 else TimeInForce.IOC))
+            continue
+        order = book.get_order(live[rng.randrange(len(live))])
+        if roll < 0.80:
+            run(CancelOrder(ts, order.order_id, order.owner))
+        elif roll < 0.95:
+            step = rng.randint(1, 5)
+            price = order.price - step if order.side is Side.BUY else order.price + step
+            run(AmendOrder(ts, order.order_id, order.owner, price=price))
+        elif order.remaining_size > BTC_USD.min_size:
+            run(AmendOrder(ts, order.order_id, order.owner,
+                           size=order.remaining_size - BTC_USD.size_increment))
+        else:
+            run(CancelOrder(ts, order.order_id, order.owner))
+    return commands, traded, fills
+
+
+def peer_stream(commands: list[object]) -> list[tuple[int, object, object]]:
+    """The same stream as pyorderbook operations: (kind, order, extra), orders pre-built."""
+    import pyorderbook
+
+    logging.getLogger("pyorderbook.book").setLevel(logging.WARNING)
+    current: dict[int, pyorderbook.Order] = {}
+    book = OrderBook(BTC_USD)
+    operations: list[tuple[int, object, object]] = []
+    for command in commands:
+        if isinstance(command, PlaceOrder):
+            make = pyorderbook.bid if command.side is Side.BUY else pyorderbook.ask
+            order = make("BTC-USD", command.price, command.size)
+            current[command.order_id] = order
+            kind = PEER_IOC if command.tif is TimeInForce.IOC else PEER_MATCH
+            operations.append((kind, order, None))
+        elif isinstance(command, CancelOrder):
+            operations.append((PEER_CANCEL, current[command.order_id], None))
+        elif command.price is not None:  # a move: cancel, then a new order at the new price
+            old = current[command.order_id]
+            view = book.get_order(command.order_id)
+            make = pyorderbook.bid if view.side is Side.BUY else pyorderbook.ask
+            new = make("BTC-USD", command.price, view.remaining_size)
+            current[command.order_id] = new
+            operations.append((PEER_MOVE, old, new))
+        else:
+            operations.append((PEER_REDUCE, current[command.order_id], command.size))
+        book.apply(command)  # type: ignore[arg-type]  (to know a moved order's open size)
+    return operations
+
+
+def run_pacioli(commands: list[object], timed: bool) -> tuple[float, list[int]]:
+    """(seconds, per-command ns if timed) of one run from an empty book."""
+    book = OrderBook(BTC_USD)
+    apply = book.apply
+    latencies: list[int] = []
+    if timed:
+        clock = time.perf_counter_ns
+        record = latencies.append
+        for command in commands:
+            start = clock()
+            apply(command)
+            record(clock() - start)
+        return 0.0, latencies
+    start = time.perf_counter()
+    for command in commands:
+        apply(command)
+    return time.perf_counter() - start, latencies
+
+
+def run_peer(operations: list[tuple[int, object, object]], timed: bool) -> tuple[float, list[int]]:
+    import pyorderbook
+
+    book = pyorderbook.Book()
+    latencies: list[int] = []
+    clock = time.perf_counter_ns
+    record = latencies.append
+    start_all = time.perf_counter()
+    for kind, order, extra in operations:
+        if timed:
+            start = clock()
+        if kind == PEER_MATCH:
+            book.match(order)
+        elif kind == PEER_CANCEL:
+            if order.id in book.order_map:
+                book.cancel(order)
+        elif kind == PEER_IOC:
+            book.match(order)
+            if order.id in book.order_map:
+                book.cancel(order)
+        elif kind == PEER_MOVE:
+            if order.id in book.order_map:
+                book.cancel(order)
+            book.match(extra)
+        else:
+            order.quantity = extra
+        if timed:
+            record(clock() - start)
+    return time.perf_counter() - start_all, latencies
+
+
+def percentile_us(latencies_ns: list[int], fraction: float) -> float:
+    ordered = sorted(latencies_ns)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1000
+
+
+def same_fills_on_inserts(commands: list[object], inserts: int) -> bool:
+    """Whether both books make the same fills (taker, maker, size, price) on the inserts."""
+    import pyorderbook
+
+    ours, theirs = [], []
+    book = OrderBook(BTC_USD)
+    peer = pyorderbook.Book()
+    ids: dict[object, int] = {}
+    for command in commands[:inserts]:
+        for fill in book.apply(command).fills:  # type: ignore[arg-type]
+            ours.append((fill.taker_order_id, fill.maker_order_id, fill.size, fill.price))
+        make = pyorderbook.bid if command.side is Side.BUY else pyorderbook.ask
+        order = make("BTC-USD", command.price, command.size)
+        ids[order.id] = command.order_id
+        for trade in peer.match(order).trades:
+            theirs.append((ids[trade.incoming_order_id], ids[trade.standing_order_id],
+                           trade.fill_quantity, int(trade.fill_price)))
+    return ours == theirs
+
+
+def book_figures(inserts: int = 100_000, mix: int = 100_000, repeats: int = 3,
+                 seed: int = 7, log: Callable[[str], None] = print) -> dict:
+    """Pacioli's book and pyorderbook on one stream: orders/s and p50/p99 per command."""
+    commands, traded, fills = generate_stream(inserts, mix, seed)
+    throughput, p50, p99 = [], [], []
+    peer_throughput, peer_p50, peer_p99 = [], [], []
+    for repeat in range(repeats):
+        seconds, _ = run_pacioli(commands, timed=False)
+        throughput.append(len(commands) / seconds)
+        _, latencies = run_pacioli(commands, timed=True)
+        p50.append(percentile_us(latencies, 0.50))
+        p99.append(percentile_us(latencies, 0.99))
+        operations = peer_stream(commands)
+        seconds, _ = run_peer(operations, timed=False)
+        peer_throughput.append(len(commands) / seconds)
+        operations = peer_stream(commands)
+        _, latencies = run_peer(operations, timed=True)
+        peer_p50.append(percentile_us(latencies, 0.50))
+        peer_p99.append(percentile_us(latencies, 0.99))
+        log(f"repeat {repeat + 1}: pacioli {throughput[-1]:,.0f}/s p50 {p50[-1]:.1f} µs "
+            f"p99 {p99[-1]:.1f} µs | pyorderbook {peer_throughput[-1]:,.0f}/s "
+            f"p50 {peer_p50[-1]:.1f} µs p99 {peer_p99[-1]:.1f} µs")
+    return {
+        "commands": len(commands),
+        "inserts": inserts,
+        "fills": fills,
+        "inserts_traded": traded,
+        "ops_per_s": round(max(throughput)),
+        "p50_us": statistics.median(p50),
+        "p99_us": statistics.median(p99),
+        "peer_ops_per_s": round(max(peer_throughput)),
+        "peer_p50_us": statistics.median(peer_p50),
+        "peer_p99_us": statistics.median(peer_p99),
+        "same_fills_as_peer": same_fills_on_inserts(commands, inserts),
+    }
+
+
+def settlement_figures() -> dict | None:
+    """The end-to-end part (matching settled in the ledger); None until it is wired in."""
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_options(argv)
+    book = book_figures(options.inserts, options.mix, options.repeats, options.seed,
+                        log=lambda line: print(line, file=sys.stderr))
+    print(json.dumps({"book": book}))
+    settlement = settlement_figures()
+    print(json.dumps({
+        "bench": "matching",
+        "ops_per_s": book["ops_per_s"],
+        "p99_us": book["p99_us"],
+        "peer": "pyorderbook",
+        "peer_ops_per_s": book["peer_ops_per_s"],
+        "settled_fills_per_s": None if settlement is None else settlement["settled_fills_per_s"],
+    }))
+    return 0 if book["same_fills_as_peer"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
