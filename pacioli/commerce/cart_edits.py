@@ -232,9 +232,9 @@ def _edit(engine: Engine, cart_id: UUID, access: CartAccess, expected_version: i
     with engine.begin() as connection:
         cart = visible_cart(connection, cart_id, access, for_update=True)
         now = connection.execute(select(func.now())).scalar_one()
+        # An idle cart the expiry job has not reached yet is expired all the same (the
+        # job or the owner's next read marks it).
         if cart.status == "active" and cart.updated_at < now - timedelta(seconds=idle_seconds):
-            connection.execute(update(t).where(t.c.id == cart_id)
-                               .values(status="expired", version=t.c.version + 1))
             raise ce.CartNotActive(f"cart {cart_id} expired after sitting idle")
         if cart.status != "active":
             raise ce.CartNotActive(f"cart {cart_id} is {cart.status}")
