@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 RESERVATION_SECONDS = 15 * 60
 LIVE = ("placed", "awaiting_payment")
 SWEEP_LIMIT = 100
+SWEEP_AGE_SECONDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +157,12 @@ class Checkout:
                           limit: int = SWEEP_LIMIT) -> int:
         """Advance checkouts left placed or awaiting payment (a periodic job); how many."""
         t = commerce_checkouts
+        # A checkout changed in the last few seconds is still in its request's hands.
+        settled_before = (now or self._clock()) - timedelta(seconds=SWEEP_AGE_SECONDS)
         with self._engine.connect() as connection:
             ids = connection.execute(
-                select(t.c.id).where(t.c.status.in_(LIVE)).order_by(t.c.updated_at)
-                .limit(limit)
+                select(t.c.id).where(t.c.status.in_(LIVE), t.c.updated_at < settled_before)
+                .order_by(t.c.updated_at).limit(limit)
             ).scalars().all()
         for checkout_id in ids:
             try:

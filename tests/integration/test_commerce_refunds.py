@@ -16,7 +16,7 @@ from pacioli.commerce import taxes
 from pacioli.ledger.service.reconcile import check_ledger
 from pacioli.payments.chart import Purpose
 from pacioli.payments.settlement_tables import settlement_items
-from tests.integration.commerce_support import (
+from tests.integration.order_support import (
     balance,
     delivered,
     make_shop,
