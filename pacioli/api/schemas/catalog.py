@@ -10,7 +10,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializeAsAny,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from pacioli.api.schemas.common import RequestModel
 from pacioli.api.schemas.money import AmountStr, AssetScales
@@ -175,7 +183,8 @@ class ProductPublic(BaseModel):
     active: bool
     created_at: datetime
     updated_at: datetime
-    variants: list[VariantPublic]
+    # A supplier's own products show SupplierVariantPublic (with reserved and sold units).
+    variants: list[SerializeAsAny[VariantPublic]]
     catalog_slug: str | None = Field(
         None, description="The reseller catalog whose prices (margin included) are shown.")
 
