@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, case, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from pacioli.commerce import carts, inventory, pricing, promotions
@@ -265,6 +265,7 @@ class Checkout:
         if checkout.status not in LIVE:
             return self._record(checkout_id)
         orders = self._orders(checkout_id)
+        holds: dict[UUID, UUID] = {}
         if any(order.hold_transfer_id is None and order.total_minor > 0 for order in orders):
             try:
                 holds = self._payments.hold(
@@ -274,13 +275,16 @@ class Checkout:
                 )
             except DomainError as rejection:
                 return self._fail(checkout_id, rejection.code, held=False)
-            self._record_holds(holds)
-            orders = self._orders(checkout_id)
         if checkout.payment_method == WALLET:
-            return self._finish_paid(checkout_id)
+            # The holds are written down with the outcome (a crash before it replays them:
+            # the hold's ledger key returns the same transfers).
+            return self._finish_paid(checkout_id, holds)
+        if holds:
+            self._record_holds(holds)  # before the card is asked: a failure voids them
+            orders = self._orders(checkout_id)
         return self._advance_card(checkout, orders)
 
-    def _advance_card(self, checkout, orders: list[Order]) -> CheckoutRecord:
+    def _advance_card(self, checkout, orders) -> CheckoutRecord:
         token = self._instruments.get(checkout.user_id, checkout.instrument_id).token
         outcomes = []
         for order in orders:
@@ -310,7 +314,8 @@ class Checkout:
         self._update_checkout(checkout.id, ("placed",), status="awaiting_payment")
         return self._record(checkout.id)
 
-    def _finish_paid(self, checkout_id: UUID) -> CheckoutRecord:
+    def _finish_paid(self, checkout_id: UUID, holds: dict[UUID, UUID] | None = None
+                     ) -> CheckoutRecord:
         now = self._clock()
         try:
             with self._engine.begin() as connection:
@@ -319,15 +324,17 @@ class Checkout:
                 if checkout is not None:
                     inventory.commit(connection, checkout_id)
                     self._mark_orders(connection, checkout_id, "paid", event="paid", at=now,
-                                      payment_status="authorized", paid_at=now)
+                                      holds=holds, payment_status="authorized", paid_at=now)
                     _empty_cart_if_unchanged(connection, checkout)
         except (ce.OutOfStock, ce.ReservationNotHeld):
             # The reservation ran out while the card was deciding and the units are gone.
-            return self._fail(checkout_id, ce.OutOfStock.code)
+            return self._fail(checkout_id, ce.OutOfStock.code, holds=holds)
         return self._record(checkout_id)
 
-    def _fail(self, checkout_id: UUID, failure_code: str, *, held: bool = True) -> CheckoutRecord:
-        """Record the failure (stock released, coupon given back), then void what is held."""
+    def _fail(self, checkout_id: UUID, failure_code: str, *, held: bool = True,
+              holds: dict[UUID, UUID] | None = None) -> CheckoutRecord:
+        """Record the failure (stock released, coupon given back), then void what is held
+        (`holds`: holds made but not written down yet)."""
         now = self._clock()
         with self._engine.begin() as connection:
             checkout = self._conditional(connection, checkout_id, status="payment_failed",
@@ -337,13 +344,14 @@ class Checkout:
                 promotions.unredeem_coupon(connection, checkout_id)
                 self._mark_orders(connection, checkout_id, "payment_failed",
                                   event="payment_failed", at=now, failure_code=failure_code,
+                                  holds=holds,
                                   payment_status="voiding" if held else "failed")
         for order in self._orders(checkout_id):
             if order.payment_status == "voiding":
                 self._void(order)
         return self._record(checkout_id)
 
-    def _void(self, order: Order) -> None:
+    def _void(self, order) -> None:
         try:
             self._payments.void_authorization(order.id, order.gateway_reference)
         except gw.GatewayUnavailable:
@@ -360,8 +368,14 @@ class Checkout:
     # Rows.
 
     def _mark_orders(self, connection, checkout_id: UUID, status: str, *, event: str,
-                     at: datetime, **values: Any) -> None:
+                     at: datetime, holds: dict[UUID, UUID] | None = None,
+                     **values: Any) -> None:
         o = commerce_orders
+        if holds:
+            values["hold_transfer_id"] = case(
+                *((o.c.id == order_id, hold_id) for order_id, hold_id in holds.items()),
+                else_=o.c.hold_transfer_id,
+            )
         rows = connection.execute(
             update(o).where(o.c.checkout_id == checkout_id, o.c.status == "placed")
             .values(status=status, updated_at=at, **values).returning(o)
@@ -421,13 +435,13 @@ class Checkout:
                 select(commerce_checkouts).where(commerce_checkouts.c.id == checkout_id)
             ).one()
 
-    def _orders(self, checkout_id: UUID) -> list[Order]:
+    def _orders(self, checkout_id: UUID) -> list:
+        """The checkout's order rows (without lines: paying needs none)."""
         o = commerce_orders
         with self._engine.connect() as connection:
-            rows = connection.execute(
+            return connection.execute(
                 select(o).where(o.c.checkout_id == checkout_id).order_by(o.c.id)
             ).all()
-            return load_orders(connection, rows)
 
     def _record(self, checkout_id: UUID) -> CheckoutRecord | None:
         o = commerce_orders
