@@ -53,6 +53,9 @@ class Purpose(enum.StrEnum):
     # capture posts them and splits them out at once), and tax collected on orders.
     ORDER_ESCROW = "order_escrow"
     TAX_PAYABLE = "tax_payable"
+    # The exchange (scope "exchange"): order holds land here, and each settlement batch
+    # posts them and pays the trades out again, so it ends every batch at zero.
+    EXCHANGE_CLEARING = "exchange_clearing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,8 @@ RULES: dict[Purpose, AccountRule] = {
     Purpose.ORDER_ESCROW: AccountRule(Direction.CREDIT, no_overdraft=True),
     # A refund of an order whose tax was already remitted may take it below zero.
     Purpose.TAX_PAYABLE: AccountRule(Direction.CREDIT, no_overdraft=False),
+    # No overdraft: a settlement can never pay out more than its holds posted.
+    Purpose.EXCHANGE_CLEARING: AccountRule(Direction.CREDIT, no_overdraft=True),
 }
 
 
