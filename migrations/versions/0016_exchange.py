@@ -40,7 +40,7 @@ def _commands() -> None:
         sa.Column('command', postgresql.JSONB(), nullable=False),
         sa.Column('ts', sa.BigInteger(), nullable=False),
         sa.Column('book_sequence', sa.BigInteger(), nullable=False),
-        sa.Column('state_hash', sa.Text(), nullable=False),
+        sa.Column('state_hash', sa.Text(), nullable=True),
         sa.Column('fill_no_last', sa.BigInteger(), nullable=False),
         sa.Column('user_id', sa.Uuid(), nullable=True),
         sa.Column('idempotency_key', sa.Text(), nullable=True),

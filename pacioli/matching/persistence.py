@@ -18,7 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Row,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from pacioli.matching.tables import (
@@ -107,12 +118,13 @@ _ORDER_CHANGE = (
         status=bindparam("b_status"),
         done_reason=bindparam("b_done_reason"),
         open_size=bindparam("b_open_size", type_=_o.c.open_size.type),
-        price=bindparam("b_price", type_=_o.c.price.type),
-        size=bindparam("b_size", type_=_o.c.size.type),
+        # An amend changes the price and size; other commands pass None and keep them.
+        price=func.coalesce(bindparam("b_price", type_=_o.c.price.type), _o.c.price),
+        size=func.coalesce(bindparam("b_size", type_=_o.c.size.type), _o.c.size),
         filled_size=_o.c.filled_size + bindparam("b_filled_size", type_=_o.c.filled_size.type),
         filled_quote=_o.c.filled_quote + bindparam("b_filled_quote", type_=_o.c.fee.type),
         fee=_o.c.fee + bindparam("b_fee", type_=_o.c.fee.type),
-        placed_seq=bindparam("b_placed_seq"),
+        placed_seq=func.coalesce(_o.c.placed_seq, bindparam("b_placed_seq", type_=BigInteger)),
         updated_at=bindparam("b_updated_at"),
     )
 )
@@ -158,7 +170,7 @@ def largest_order_id(connection: Connection, market: str) -> int:
 
 def intents(connection: Connection) -> tuple[list[Row], list[Row]]:
     """Orders still `new` and holds still `reserving`: writes a crash cut short."""
-    orders = list(connection.execute(select(_o.c.id).where(_o.c.status == "new")))
+    orders = list(connection.execute(select(_o.c.id, _o.c.market).where(_o.c.status == "new")))
     holds = list(connection.execute(select(_h).where(_h.c.status == "reserving")))
     return orders, holds
 

@@ -18,6 +18,12 @@ class ExchangeOrderNotFound(NotFound):
     code = "order_not_found"
 
 
+class OrderNotOpen(Conflict):
+    """The order is done (filled, cancelled or expired): it cannot be changed any more."""
+
+    code = "order_not_open"
+
+
 class OrderNotHoldable(InvalidCommand):
     """A stop buy by size has no price bound to hold funds against; place it by funds."""
 

@@ -31,9 +31,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 from pacioli.ledger.domain.errors import invariant
+from pacioli.ledger.domain.model import Direction, Leg, TransferSpec
 
 ITEMS_MAX = 128  # the ledger's linked batch limit
 CREDIT_LEGS_MAX = 56  # per trade transfer: 64 legs less room for the debit legs
@@ -77,11 +79,16 @@ class Mark:
 
 @dataclass(frozen=True, slots=True)
 class CommandSpan:
-    """One logged command as settlement sees it: its fills and then its marks."""
+    """One logged command as settlement sees it: its fills and then its marks.
+
+    `complete` is False when only the first of its fills were read: a cut may take those
+    fills but not the command's marks, and stops there.
+    """
 
     seq: int
     fills: tuple[FillRecord, ...]
     marks: tuple[Mark, ...]
+    complete: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +216,8 @@ def choose_cut(
             cut.fills.append(fill)
             cut.last_fill_no = fill.fill_no
             cut.holds_through_seq = max(cut.holds_through_seq, span.seq)
+        if not span.complete:
+            return _finished(cut, start)
         if span.seq <= cut.marks_through_seq:
             continue
         if not admit(mark.order for mark in span.marks):
@@ -381,3 +390,71 @@ def _cut_into_transfers(net: dict[tuple[UUID, str], int]) -> tuple[tuple[TradeLe
         transfers.append(tuple(legs))
     invariant(all(s[1] == 0 for ds in debits.values() for s in ds), "every debit is used")
     return tuple(transfers)
+
+
+# The stored form of a plan (exchange_settlement_batches.plan): amounts as strings.
+
+
+def plan_to_json(plan: BatchPlan) -> dict[str, Any]:
+    return {
+        "first_fill_no": plan.first_fill_no, "last_fill_no": plan.last_fill_no,
+        "marks_through_seq": plan.marks_through_seq,
+        "holds_through_seq": plan.holds_through_seq, "fill_count": plan.fill_count,
+        "orders": [
+            {
+                "order": str(o.order), "asset": o.asset,
+                "posts": [[str(hold), str(amount)] for hold, amount in o.posts],
+                "charged": str(o.charged), "shortfall": str(o.shortfall), "done": o.done,
+                "rehold": None if o.rehold is None else {
+                    "id": str(o.rehold.id), "amount": str(o.rehold.amount),
+                    "wallet": str(o.rehold.wallet_account_id),
+                    "clearing": str(o.rehold.clearing_account_id),
+                },
+            }
+            for o in plan.orders
+        ],
+        "transfers": [
+            [[str(leg.account_id), leg.direction, str(leg.amount), leg.asset] for leg in legs]
+            for legs in plan.transfers
+        ],
+    }
+
+
+def plan_from_json(body: dict[str, Any]) -> BatchPlan:
+    orders = []
+    for o in body["orders"]:
+        order = UUID(o["order"])
+        rehold = o["rehold"]
+        orders.append(OrderSettlement(
+            order, o["asset"], tuple((UUID(h), int(a)) for h, a in o["posts"]),
+            int(o["charged"]), int(o["shortfall"]),
+            None if rehold is None else NewHold(
+                UUID(rehold["id"]), order, o["asset"], int(rehold["amount"]),
+                UUID(rehold["wallet"]), UUID(rehold["clearing"]),
+            ),
+            o["done"],
+        ))
+    transfers = tuple(
+        tuple(TradeLeg(UUID(a), d, int(amount), asset) for a, d, amount, asset in legs)
+        for legs in body["transfers"]
+    )
+    return BatchPlan(
+        body["first_fill_no"], body["last_fill_no"], body["marks_through_seq"],
+        body["holds_through_seq"], tuple(orders), transfers, body["fill_count"],
+    )
+
+
+def hold_spec(
+    *, wallet_account_id: UUID, clearing_account_id: UUID, asset: str, amount: int,
+    order: UUID, hold_id: UUID,
+) -> TransferSpec:
+    """The pending transfer that holds an order's funds (first hold, top-up or re-hold).
+
+    One function builds it everywhere, so a retry after a crash is the same request.
+    """
+    return TransferSpec(
+        (Leg(wallet_account_id, Direction.DEBIT, amount, asset),
+         Leg(clearing_account_id, Direction.CREDIT, amount, asset)),
+        {"flow": HOLD_FLOW, "order_id": str(order), "hold_id": str(hold_id)},
+        pending=True,
+    )

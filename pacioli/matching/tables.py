@@ -63,7 +63,9 @@ exchange_commands = Table(
     Column("command", JSONB, nullable=False),  # the book command's fields (codec.py)
     Column("ts", BigInteger, nullable=False),  # the command's clock, µs since the epoch
     Column("book_sequence", BigInteger, nullable=False),  # book.sequence after the command
-    Column("state_hash", Text, nullable=False),  # book.state_hash() after the command
+    # book.state_hash() after the command: O(orders) to compute, so written when the book
+    # is small or every HASH_EVERY commands (service.py); replay checks each one it meets.
+    Column("state_hash", Text),
     Column("fill_no_last", BigInteger, nullable=False),  # the market's last fill_no after it
     Column("user_id", Uuid),  # who sent it (none for the clock)
     Column("idempotency_key", Text),

@@ -1,0 +1,149 @@
+"""Holds and settlement: an order reserves what it may spend; fills move base and quote
+between buyer and seller with fees to the fee account; cancels and expiries release."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pacioli.ledger.domain.errors import InsufficientFunds
+from pacioli.matching.errors import PostOnlyWouldTake
+from pacioli.matching.service import OrderRequest
+from pacioli.matching.tables import exchange_holds, exchange_orders
+from tests.integration.exchange_support import open_venue
+
+BASE_UNIT = 10**8
+
+
+@pytest.fixture
+def venue(engine, ledger):
+    venue = open_venue(engine, ledger, settle_in_background=False)
+    yield venue
+    venue.exchange.close()
+
+
+def limit(venue, side, price, size, **fields) -> OrderRequest:
+    return OrderRequest(venue.market.symbol, side, "limit", size=size, price=price, **fields)
+
+
+def place(venue, user, request):
+    return venue.exchange.place_order(user, request, idempotency_key=uuid.uuid4().hex).value
+
+
+def test_a_buy_holds_its_quote_amount_and_taker_fee_and_nothing_moves_until_it_fills(venue):
+    ada = uuid.uuid4()
+    quote = venue.market.quote
+    venue.fund(ada, 1_000_000, quote)  # 10,000.00
+
+    order = place(venue, ada, limit(venue, "buy", 5_000_000, 10_000_000))  # 0.1 at 50,000.00
+
+    assert order.status == "open" and order.open_size == 10_000_000
+    assert venue.wallet(ada, quote) == (1_000_000, 1_000_000 - 500_000 - 1_000)
+    venue.exchange.settle_pending()
+    assert venue.wallet(ada, quote) == (1_000_000, 1_000_000 - 500_000 - 1_000)
+
+
+def test_a_trade_moves_base_and_quote_and_both_fees_land_in_the_fee_account(venue):
+    ada, bob = uuid.uuid4(), uuid.uuid4()
+    base, quote = venue.market.base, venue.market.quote
+    venue.fund(ada, 1_000_000, quote)
+    venue.fund(bob, 20_000_000, base)
+    fees_before = venue.fee_balance()
+
+    maker = place(venue, bob, limit(venue, "sell", 5_000_000, 20_000_000))  # 0.2 BTC
+    taker = place(venue, ada, limit(venue, "buy", 5_000_000, 5_000_000))  # takes 0.05
+    assert taker.status == "done" and taker.done_reason == "filled"
+    venue.exchange.settle_pending()
+
+    quote_amount = 250_000  # 0.05 at 50,000.00 = 2,500.00
+    taker_fee, maker_fee = 500, 250  # 20 and 10 bps
+    assert venue.wallet(ada, quote) == (1_000_000 - quote_amount - taker_fee,) * 2
+    assert venue.wallet(ada, base) == (5_000_000, 5_000_000)
+    assert venue.wallet(bob, quote) == (quote_amount - maker_fee,) * 2
+    # Bob's sell still holds the 0.15 it may sell.
+    assert venue.wallet(bob, base) == (15_000_000, 0)
+    assert venue.fee_balance() - fees_before == taker_fee + maker_fee
+    maker = venue.exchange.get_order(bob, maker.id)
+    assert (maker.open_size, maker.filled_size, maker.fee) == (15_000_000, 5_000_000, maker_fee)
+    for asset in (base, quote):
+        clearing = venue.clearing(asset)
+        assert clearing.balance_minor == 0
+    assert venue.clearing(base).balances.credits_pending == 15_000_000
+
+
+def test_a_cancel_releases_the_rest_of_the_hold(venue):
+    ada = uuid.uuid4()
+    quote = venue.market.quote
+    venue.fund(ada, 1_000_000, quote)
+    order = place(venue, ada, limit(venue, "buy", 4_000_000, 10_000_000))
+
+    cancelled = venue.exchange.cancel_order(ada, order.id, idempotency_key="c1").value
+    assert cancelled.status == "done" and cancelled.done_reason == "cancelled"
+    venue.exchange.settle_pending()
+
+    assert venue.wallet(ada, quote) == (1_000_000, 1_000_000)
+    assert venue.clearing(quote).balances.credits_pending == 0
+
+
+def test_price_improvement_releases_what_the_buy_did_not_spend(venue):
+    ada, bob = uuid.uuid4(), uuid.uuid4()
+    base, quote = venue.market.base, venue.market.quote
+    venue.fund(ada, 10_000_000, quote)
+    venue.fund(bob, 10_000_000, base)
+    place(venue, bob, limit(venue, "sell", 4_000_000, 5_000_000))  # 0.05 at 40,000.00
+    # A buy of 0.1 at 50,000.00 takes the 0.05 at 40,000.00 and rests 0.05 at 50,000.00.
+    order = place(venue, ada, limit(venue, "buy", 5_000_000, 10_000_000))
+    assert order.status == "open" and order.filled_size == 5_000_000
+    venue.exchange.settle_pending()
+
+    spent = 200_000 + 400  # quote amount + taker fee
+    still_held = 250_000 + 500  # the open 0.05 at 50,000.00 + its largest taker fee
+    assert venue.wallet(ada, quote) == (10_000_000 - spent, 10_000_000 - spent - still_held)
+
+
+def test_an_order_the_wallet_cannot_cover_is_refused_and_leaves_no_trace(venue, engine):
+    ada = uuid.uuid4()
+    quote = venue.market.quote
+    venue.fund(ada, 100_000, quote)
+    with pytest.raises(InsufficientFunds):
+        place(venue, ada, limit(venue, "buy", 5_000_000, 10_000_000))
+    assert venue.wallet(ada, quote) == (100_000, 100_000)
+    assert venue.exchange.list_orders(ada) == []
+    with engine.connect() as connection:
+        assert connection.execute(
+            exchange_orders.select().where(exchange_orders.c.user_id == ada)).first() is None
+        assert connection.execute(exchange_holds.select().where(
+            exchange_holds.c.market == venue.market.symbol)).first() is None
+
+
+def test_a_post_only_order_that_would_cross_is_refused_before_anything_is_held(venue):
+    ada, bob = uuid.uuid4(), uuid.uuid4()
+    venue.fund(ada, 10_000_000, venue.market.quote)
+    venue.fund(bob, 10_000_000, venue.market.base)
+    place(venue, bob, limit(venue, "sell", 4_000_000, 5_000_000))
+    with pytest.raises(PostOnlyWouldTake):
+        place(venue, ada, limit(venue, "buy", 4_000_000, 5_000_000, post_only=True))
+    assert venue.wallet(ada, venue.market.quote) == (10_000_000, 10_000_000)
+
+
+def test_an_expired_gtt_order_releases_its_hold(engine, ledger):
+    now = [datetime(2030, 1, 1, tzinfo=UTC)]
+    venue = open_venue(engine, ledger, settle_in_background=False, clock=lambda: now[0])
+    try:
+        ada = uuid.uuid4()
+        quote = venue.market.quote
+        venue.fund(ada, 1_000_000, quote)
+        order = place(venue, ada, limit(venue, "buy", 4_000_000, 10_000_000,
+                                        time_in_force="gtt",
+                                        expires_at=now[0] + timedelta(minutes=5)))
+        assert venue.exchange.expire_due() == 0
+        now[0] += timedelta(minutes=5)
+        assert venue.exchange.expire_due() == 1
+        venue.exchange.settle_pending()
+        expired = venue.exchange.get_order(ada, order.id)
+        assert expired.status == "done" and expired.done_reason == "expired"
+        assert venue.wallet(ada, quote) == (1_000_000, 1_000_000)
+    finally:
+        venue.exchange.close()
