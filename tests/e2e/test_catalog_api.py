@@ -312,3 +312,21 @@ def test_suppliers_discount_their_own_products(api, client):
                    "variant_not_found")
     deactivated = owner.post(f"/v1/supplier/promotions/{created.json()['id']}/deactivate")
     assert deactivated.json()["active"] is False
+
+
+def test_stock_falling_below_the_threshold_is_announced_to_the_supplier(api, engine):
+    from sqlalchemy import select
+
+    from pacioli.ledger.storage.tables import outbox
+
+    merchant = supplier(api, threshold=5)
+    made = product(merchant, stock=8)
+    path = f"/v1/supplier/variants/{variant_id(made)}/stock"
+    assert merchant.put(path, {"available": 6}).status_code == 200
+    assert merchant.put(path, {"adjust_by": -2}).status_code == 200  # 4: below 5
+    assert merchant.put(path, {"available": 3}).status_code == 200  # still below: no repeat
+    with engine.connect() as connection:
+        payloads = connection.execute(select(outbox.c.payload).where(
+            outbox.c.event_type == "commerce.stock_low",
+            outbox.c.aggregate_id == variant_id(made))).scalars().all()
+    assert [(p["merchant_id"], p["stock_available"]) for p in payloads] == [(merchant.id, "4")]
