@@ -1,7 +1,7 @@
 """Full checkouts through the HTTP API (a cart to a paid order), from concurrent clients.
 
     python bench/checkout_bench.py [--clients 32] [--seconds 20] [--products 200]
-                                   [--hot-stock 300] [--client-processes 2]
+                                   [--hot-stock 40] [--client-processes 2]
                                    [--database-url postgresql://...] [--smoke]
 
 Starts `pacioli serve` (one process) on a throwaway database (the embedded PostgreSQL, or
@@ -68,7 +68,7 @@ def parse_options(argv=None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--products", type=int, default=200)
-    parser.add_argument("--hot-stock", type=int, default=300)
+    parser.add_argument("--hot-stock", type=int, default=40)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--smoke", action="store_true",
