@@ -43,6 +43,7 @@ from pacioli.commerce.order_records import Order, announce, load_orders, shares_
 from pacioli.commerce.order_tables import commerce_order_lines, commerce_orders
 from pacioli.commerce.refunds import Refunds
 from pacioli.gateways import base as gw
+from pacioli.ledger import DomainError
 from pacioli.payments import records
 
 log = logging.getLogger(__name__)
@@ -209,10 +210,16 @@ class Orders:
             shares = shares_of(connection, order.id)
         transfer_id = None
         if order.hold_transfer_id is not None:
-            transfer_id = self._payments.capture(
-                order.id, order.hold_transfer_id, currency=order.currency,
-                total_minor=order.total_minor, shares=shares,
-            ).id
+            try:
+                transfer_id = self._payments.capture(
+                    order.id, order.hold_transfer_id, currency=order.currency,
+                    total_minor=order.total_minor, shares=shares,
+                ).id
+            except DomainError as rejection:  # the hold expired, an account was frozen ...
+                log.error("order %s shipped but its hold cannot be captured: %s", order.id,
+                          rejection.code)
+                return self._set_payment(order, "capturing", payment_status="failed",
+                                         failure_code=rejection.code)
         now = self._clock()
 
         def record_items(connection, row) -> None:

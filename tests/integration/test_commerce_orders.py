@@ -178,3 +178,16 @@ def test_a_delivered_order_cannot_be_cancelled(shop, user_id):
 def test_the_ledger_check_passes_after_orders(engine):
     report = check_ledger(engine)
     assert report.clean, report.to_dict()["breaks"]
+
+
+def test_a_hold_released_before_shipping_fails_the_capture_and_pays_nobody(shop, user_id):
+    order, _ = paid_order(shop, user_id, price_minor=700)
+    # As the expiry sweep would after ORDER_HOLD_SECONDS.
+    shop.ledger.void_pending(order.hold_transfer_id, idempotency_key=uuid.uuid4().hex)
+    shipped = shop.orders.ship(order.supplier_id, order.id, carrier="UPS", tracking_number="1")
+    assert (shipped.status, shipped.payment_status) == ("shipped", "failed")
+    assert shipped.failure_code == "pending_transfer_already_resolved"
+    assert shipped.captured_minor == 0
+    pending = shop.chart.merchant_pending_settlement(order.supplier_id, "USD")
+    assert balance(shop, pending)[1] == 0
+    assert balance(shop, shop.chart.wallet(user_id, "USD")) == (700, 700)
