@@ -12,7 +12,7 @@ writes the fill arithmetic inline; the rules it follows are in docs/exchange.md.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from collections import deque
 
 from pacioli.matching.levels import BookSide, Level
@@ -112,7 +112,10 @@ class Engine:
         by_funds = taker.funds is not None
         fills = result.fills
         md = result.md
+        done = result.done
         tape = self.tape
+        orders = self.orders
+        by_owner = self.by_owner
         ended = RAN_OUT
         while keys:
             key = keys[-1]
@@ -159,8 +162,21 @@ class Engine:
                     maker.order_id, maker.owner,
                 ))
                 self.last_price = price
-                if maker.remaining == 0:
-                    self.pop_maker(maker, level, FILLED, result)
+                if maker.remaining == 0:  # pop_maker(maker, level, FILLED, result), inlined
+                    queue.popleft()
+                    level.count -= 1
+                    maker.live = False
+                    maker_id = maker.order_id
+                    del orders[maker_id]
+                    owned = by_owner[maker.owner]
+                    del owned[maker_id]
+                    if not owned:
+                        del by_owner[maker.owner]
+                    done.append(Done(maker_id, maker.owner, FILLED, 0))
+                    self.sequence += 1
+                    md.append(DoneMessage(
+                        self.sequence, ts, maker_id, maker.side, price, 0, FILLED,
+                    ))
                 if not by_funds and taker.remaining == 0:
                     ended = COMPLETE
                     break
@@ -279,20 +295,40 @@ class Engine:
         """Take a resting order off the book outside the taker loop (cancel, expiry, amend).
 
         `public` says whether the order is done for the caller too (an amend that loses
-        the order's place only publishes a `done` with reason `replaced`).
+        the order's place only publishes a `done` with reason `replaced`). This is
+        `BookSide.remove` and `unindex`, inlined: every cancel runs it.
         """
+        order_id = order.order_id
         remaining = order.remaining
-        (self.bids if order.side is BUY else self.asks).remove(order)
-        del self.orders[order.order_id]
-        self.unindex(order)
+        side = order.side
+        book_side = self.bids if side is BUY else self.asks
+        key = order.key
+        level = book_side.levels[key]
+        order.live = False
+        level.count -= 1
+        level.total -= remaining
+        if level.count == 0:
+            del book_side.levels[key]
+            keys = book_side.keys
+            if keys[-1] == key:
+                keys.pop()
+            else:
+                del keys[bisect_left(keys, key)]
+        elif len(level.orders) > 2 * level.count + 8:
+            level.compact()
+        del self.orders[order_id]
+        owned = self.by_owner[order.owner]
+        del owned[order_id]
+        if not owned:
+            del self.by_owner[order.owner]
         self.sequence += 1
-        result.md.append(DoneMessage(
-            self.sequence, self.clock, order.order_id, order.side, order.price, remaining, reason,
-        ))
+        result.md.append(
+            DoneMessage(self.sequence, self.clock, order_id, side, order.price, remaining, reason)
+        )
         if public:
             order.cancelled += remaining
             order.remaining = 0
-            result.done.append(Done(order.order_id, order.owner, reason, remaining))
+            result.done.append(Done(order_id, order.owner, reason, remaining))
 
     def finish(self, order: Order, reason: str, result: Result) -> None:
         """An order that is not on the book is done; what it did not fill is cancelled."""

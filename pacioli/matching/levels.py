@@ -36,7 +36,10 @@ class Level:
     def compact_if_sparse(self) -> None:
         """Drop dead entries once they outnumber the live ones (bounds the deque's size)."""
         if len(self.orders) > 2 * self.count + 8:
-            self.orders = deque(self.live_orders())
+            self.compact()
+
+    def compact(self) -> None:
+        self.orders = deque(self.live_orders())
 
 
 class BookSide:
