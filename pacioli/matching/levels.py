@@ -5,6 +5,8 @@ both sides the best level has the LARGEST key and sits at the end of `keys`: fin
 is `keys[-1]`, and removing it when it empties is `keys.pop()`. A new level is inserted
 with `bisect.insort` (a memmove in C; new levels appear near the best price). A taker
 crosses a level when the level's key is >= the taker's limit key (same sign rule).
+Adding and removing orders is written out inline where it happens (`Engine.rest`,
+`Engine.remove_resting`, the taker loop): it is most of what a book does.
 
 A level's orders are a deque in time priority. Cancelling marks the order dead
 (`order.live = False`) and leaves it in the deque: matching pops the dead ones it meets at
@@ -14,7 +16,6 @@ the front, and a level that holds many more dead entries than live ones is compa
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterator
 
@@ -33,12 +34,8 @@ class Level:
     def live_orders(self) -> Iterator[Order]:
         return (order for order in self.orders if order.live)
 
-    def compact_if_sparse(self) -> None:
-        """Drop dead entries once they outnumber the live ones (bounds the deque's size)."""
-        if len(self.orders) > 2 * self.count + 8:
-            self.compact()
-
     def compact(self) -> None:
+        """Drop the dead entries (done when they outnumber the live ones: bounds the deque)."""
         self.orders = deque(self.live_orders())
 
 
@@ -50,40 +47,8 @@ class BookSide:
         self.levels: dict[int, Level] = {}
         self.keys: list[int] = []  # ascending; the best level's key is last
 
-    def key_of(self, price: int) -> int:
-        return price if self.is_bid else -price
-
     def best(self) -> Level | None:
         return self.levels[self.keys[-1]] if self.keys else None
-
-    def add(self, order: Order) -> None:
-        """Put `order` at the back of its price level (creating the level if new)."""
-        key = order.price if self.is_bid else -order.price
-        level = self.levels.get(key)
-        if level is None:
-            level = self.levels[key] = Level(order.price)
-            insort(self.keys, key)
-        level.orders.append(order)
-        level.count += 1
-        level.total += order.remaining
-        order.key = key
-
-    def remove(self, order: Order) -> None:
-        """Take a live `order` off its level (not while a taker walks that level)."""
-        key = order.key
-        level = self.levels[key]
-        order.live = False
-        level.count -= 1
-        level.total -= order.remaining
-        if level.count == 0:
-            del self.levels[key]
-            keys = self.keys
-            if keys[-1] == key:
-                keys.pop()
-            else:
-                del keys[bisect_left(keys, key)]
-        else:
-            level.compact_if_sparse()
 
     def levels_best_first(self) -> Iterator[Level]:
         levels = self.levels
