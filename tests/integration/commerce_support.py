@@ -1,8 +1,9 @@
 """Helpers for the commerce integration tests: suppliers, products and carts made through
 the services, each with fresh ids so tests sharing a database never meet.
 
-Currencies are made-up codes per test where a test sets store-wide terms (order
-promotions apply to every cart in their currency), so no other test's cart sees them.
+A test that sets store-wide terms (order promotions apply to every cart in their
+currency) does it in a currency of its own (`currency_code`), so no other test's cart
+sees them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pacioli.commerce import cart_edits, carts, catalog
 from pacioli.commerce.carts import CartAccess
 from pacioli.commerce.catalog import Product, ProductDraft, VariantDraft
 from pacioli.commerce.catalog_tables import commerce_variants
+from pacioli.ledger import Ledger
 from pacioli.ledger.domain.ids import uuid7
 
 IDLE_S = 3600
@@ -73,9 +75,12 @@ def user_cart_with(engine: Engine, lines: list[tuple[uuid.UUID, int]],
     return cart, access
 
 
-def currency_code() -> str:
-    """A currency no other test uses (pricing does not need it to be a ledger asset)."""
-    return "T" + uuid.uuid4().hex[:8].upper()
+def currency_code(ledger: Ledger) -> str:
+    """A new ledger asset no other test uses, so store-wide terms set in it (an order
+    promotion) reach no other test's cart, and the API can still show its amounts."""
+    code = "T" + uuid.uuid4().hex[:8].upper()
+    ledger.create_asset(code, 2, idempotency_key=uuid.uuid4().hex)
+    return code
 
 
 def age_cart(engine: Engine, cart_id: uuid.UUID, seconds: int) -> None:

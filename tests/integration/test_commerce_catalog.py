@@ -101,8 +101,8 @@ def test_a_second_variant_needs_its_own_sku(engine):
         catalog.add_variant(engine, supplier, product.id, VariantDraft("SKU-2", 900))
 
 
-def test_search_by_words_brand_size_colour_and_price(engine):
-    currency = currency_code()
+def test_search_by_words_brand_size_colour_and_price(engine, ledger):
+    currency = currency_code(ledger)
     supplier = new_supplier(engine)
     tee = new_product(engine, supplier, name="Cotton tee", brand="Northwind", currency=currency,
                       variants=(VariantDraft("T-S-RED", 1500, size="S", colour="Red"),
@@ -130,8 +130,8 @@ def test_search_by_words_brand_size_colour_and_price(engine):
     assert names(own) == ["Linen shirt", "Cotton tee"]
 
 
-def test_search_pages_through_results_by_cursor(engine):
-    currency = currency_code()
+def test_search_pages_through_results_by_cursor(engine, ledger):
+    currency = currency_code(ledger)
     supplier = new_supplier(engine)
     made = [new_product(engine, supplier, name=f"Item {i}", currency=currency).id
             for i in range(5)]
@@ -152,8 +152,8 @@ def test_a_price_range_needs_a_currency_and_must_be_ordered(engine):
         search(engine, SearchFilters(currency="USD", min_price_minor=200, max_price_minor=100))
 
 
-def test_a_resellers_catalog_shows_and_filters_its_own_prices(engine):
-    currency = currency_code()
+def test_a_resellers_catalog_shows_and_filters_its_own_prices(engine, ledger):
+    currency = currency_code(ledger)
     supplier = new_supplier(engine)
     cheap = new_product(engine, supplier, name="Bangle", price=900, currency=currency)
     new_product(engine, supplier, name="Anklet", price=900, currency=currency)  # not listed
@@ -189,8 +189,8 @@ def test_catalog_slugs_are_unique_and_catalogs_are_their_resellers(engine):
         resellers.create_catalog(engine, uuid7(), slug="r-" + uuid.uuid4().hex[:12], title="x")
 
 
-def test_catalogue_and_order_promotions_price_in_order(engine):
-    currency = currency_code()
+def test_catalogue_and_order_promotions_price_in_order(engine, ledger):
+    currency = currency_code(ledger)
     supplier = new_supplier(engine)
     product = new_product(engine, supplier, price=10000, currency=currency)
     promotion_admin.create_promotion(
