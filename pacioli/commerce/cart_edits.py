@@ -195,7 +195,8 @@ def merge_guest_cart(engine: Engine, user_id: UUID, guest_token: str, *,
             select(t).where(t.c.guest_token_hash == token_digest(guest_token),
                             t.c.status == "active")
         ).first()
-        if guest is None:
+        now = connection.execute(select(func.now())).scalar_one()
+        if guest is None or guest.updated_at < now - timedelta(seconds=idle_seconds):
             raise ce.CartNotFound("no active guest cart has this token")
         # Lock both carts in id order, so two merges never deadlock.
         rows = {row.id: row for row in connection.execute(

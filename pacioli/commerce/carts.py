@@ -141,11 +141,12 @@ def new_guest_cart(engine: Engine) -> GuestCart:
 def guest_cart(engine: Engine, token: str, *, idle_seconds: int) -> Cart:
     """The guest cart of `token`. Raises: CartNotFound (unknown, merged or expired)."""
     t = commerce_carts
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         row = connection.execute(
             select(t).where(t.c.guest_token_hash == token_digest(token), t.c.status == "active")
         ).first()
-        if row is None or _expire_if_idle(connection, row, idle_seconds):
+        # An idle guest cart is gone already; the expiry job marks it.
+        if row is None or _is_idle(connection, row, idle_seconds):
             raise ce.CartNotFound("no active cart has this token")
         return _cart(connection, row)
 
@@ -194,9 +195,13 @@ def _active_user_cart(connection: Connection, user_id: UUID) -> Row | None:
     ).first()
 
 
+def _is_idle(connection: Connection, row: Row, idle_seconds: int) -> bool:
+    return row.updated_at < _now(connection) - timedelta(seconds=idle_seconds)
+
+
 def _expire_if_idle(connection: Connection, row: Row, idle_seconds: int) -> bool:
     """Expire the cart if it sat idle too long (the job may not have run yet)."""
-    if row.updated_at >= _now(connection) - timedelta(seconds=idle_seconds):
+    if not _is_idle(connection, row, idle_seconds):
         return False
     t = commerce_carts
     connection.execute(

@@ -211,6 +211,18 @@ def test_an_idle_cart_expires_and_the_user_gets_a_new_one(engine):
     assert fresh.items == ()
 
 
+def test_an_idle_guest_cart_is_gone_and_does_not_merge(engine):
+    variant = one_variant(engine)
+    guest = carts.new_guest_cart(engine)
+    cart_edits.add_item(engine, guest.cart.id, CartAccess(guest_token=guest.token),
+                        variant_id=variant, quantity=1, idle_seconds=IDLE_S)
+    age_cart(engine, guest.cart.id, IDLE_S + 60)
+    with pytest.raises(ce.CartNotFound):
+        carts.guest_cart(engine, guest.token, idle_seconds=IDLE_S)
+    with pytest.raises(ce.CartNotFound):
+        cart_edits.merge_guest_cart(engine, uuid7(), guest.token, idle_seconds=IDLE_S)
+
+
 def test_the_idle_cart_job_expires_untouched_carts(engine):
     variant = one_variant(engine)
     old, _ = user_cart_with(engine, [(variant, 1)])
