@@ -13,6 +13,7 @@ from pacioli.api.observability import configure_logging
 from pacioli.cli import admin, db, export, gateways, ledger, qr, reconcile, worker
 from pacioli.cli.common import console, displayed_url, open_engine
 from pacioli.cli.demo import DemoResult, run_demo
+from pacioli.cli.demo_commerce import print_commerce_demo, run_commerce_demo
 from pacioli.cli.demo_payments import DEMO_PASSWORD, PaymentsDemoResult, run_payments_demo
 from pacioli.config import get_settings
 from pacioli.ledger import Ledger, format_minor
@@ -95,8 +96,10 @@ def demo() -> None:
         with Ledger(engine) as book:
             result = run_demo(book)
             payments = run_payments_demo(engine, book)
+            commerce = run_commerce_demo(engine, book)
         print_demo(result)
         print_payments_demo(payments)
+        print_commerce_demo(commerce)
         report = check_ledger(engine)
     reconcile.print_report(report)
     if not report.clean:

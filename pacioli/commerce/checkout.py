@@ -141,6 +141,11 @@ class Checkout:
             return self.place(user_id, request, idempotency_key=idempotency_key)
         return CheckoutAnswer(self._settled(self._advance(checkout_id)), False)
 
+    def find(self, user_id: UUID, idempotency_key: str) -> CheckoutRecord | None:
+        """The checkout the user made with this key, if any."""
+        row = self._by_key(user_id, idempotency_key)
+        return None if row is None else self._record(row.id)
+
     def get(self, user_id: UUID, checkout_id: UUID) -> CheckoutRecord:
         """Raises: CheckoutNotFound."""
         record = self._record(checkout_id)

@@ -204,9 +204,11 @@ def test_demo_runs_twice_without_doubling_and_stays_clean(cli_engine):
     assert second.exit_code == 0, second.output
     # The ledger chapters open 10 accounts and post 16 transfers; the payments part opens
     # 8 more (wallets, the café's balance, bank, fees, FX liquidity) and posts 6 (two
-    # deposits, a P2P payment, a QR payment, an FX batch of two).
-    assert counts_after_first["accounts"] == 18
-    assert counts_after_first["transfers"] == 22
+    # deposits, a P2P payment, a QR payment, an FX batch of two); the commerce part opens
+    # 4 (order escrow, the processor's clearing, the supplier's and the reseller's pending
+    # settlement) and posts 5 (two order holds, the capture's post and split, a refund).
+    assert counts_after_first["accounts"] == 22
+    assert counts_after_first["transfers"] == 27
     assert count_rows(cli_engine) == counts_after_first
     assert "Ada sent Bruno 25.00 USD" in first.stdout
     assert "bruno@example.com" in second.stdout
