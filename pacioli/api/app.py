@@ -22,6 +22,9 @@ from pacioli.api.routes import (
     carts,
     catalog,
     commerce_merchants,
+    exchange_convert,
+    exchange_market,
+    exchange_stream,
     funding,
     fx,
     gateways,
@@ -118,6 +121,9 @@ def create_app(
     app.include_router(webhooks.router, responses=IDENTITY_RESPONSES)
     for commerce in (catalog, commerce_merchants, promotions, carts):
         app.include_router(commerce.router, responses=IDENTITY_RESPONSES)
+    # Public market data (no credentials) and the stream; convert acts as a user.
+    for exchange_resource in (exchange_market, exchange_stream, exchange_convert):
+        app.include_router(exchange_resource.router, responses=PROBLEM_RESPONSES)
     app.include_router(orders.router, responses=IDENTITY_RESPONSES)
     return app
 

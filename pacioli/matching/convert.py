@@ -94,16 +94,27 @@ def quote_convert(
     else:
         walk = _sell_by_size(book, amount, owner, ts)
     size, quote_amount, fee, fills, complete = walk
-    if convert_route.side is Side.BUY:
-        # Fees round up fill by fill, so on many fills they can pass the fee reserved on
-        # the whole; the user is never charged more than the amount given (the platform's
-        # rounding account pays the difference: see settlement_plan.py).
-        spent, received = min(quote_amount + fee, amount), size
-    else:
-        spent, received = size, quote_amount - fee
+    spent, received = convert_outcome(
+        convert_route, amount, filled_size=size, filled_quote=quote_amount, fee=fee
+    )
     return ConvertQuote(
         convert_route, amount, spent, received, fee, size, quote_amount, fills, complete,
     )
+
+
+def convert_outcome(
+    convert_route: ConvertRoute, amount: int, *, filled_size: int, filled_quote: int, fee: int
+) -> tuple[int, int]:
+    """(spent, received), in minor units of the from and to assets, of a convert's fills.
+
+    A buy pays its fills' quote amounts and fees, but never more than the amount given:
+    fees round up fill by fill, so on many fills they can pass the fee reserved on the
+    whole, and the platform's rounding account pays the difference (settlement_plan.py).
+    A sell gives its filled size and receives the quote amounts less its fees.
+    """
+    if convert_route.side is Side.BUY:
+        return min(filled_quote + fee, amount), filled_size
+    return filled_size, filled_quote - fee
 
 
 def _orders_best_first(book: OrderBook, side: Side, ts: int):
