@@ -260,3 +260,35 @@ def test_a_second_checkout_of_the_same_cart_version_is_stale(shop, engine, user_
 def test_the_ledger_check_passes_after_checkouts(engine):
     report = check_ledger(engine)
     assert report.clean, report.to_dict()["breaks"]
+
+
+def test_a_coupon_is_used_by_a_paid_checkout_and_given_back_by_a_failed_one(
+    shop, engine, user_id,
+):
+    from pacioli.commerce import cart_edits, carts, promotion_admin
+    from pacioli.commerce.promotion_tables import commerce_coupons
+
+    code = f"TENOFF-{uuid.uuid4().hex[:6]}".upper()
+    promotion_admin.create_coupon(
+        engine, code, promotion_admin.DiscountTerms(kind="percent", value=1000, currency="USD"),
+        usage_limit_total=1, usage_limit_per_user=None)
+
+    def used() -> int:
+        with engine.connect() as connection:
+            return connection.execute(select(commerce_coupons.c.redeemed_count)
+                                      .where(commerce_coupons.c.code == code)).scalar_one()
+
+    _, variant = product(engine, supplier(engine), price_minor=2000)
+    cart = cart_with(engine, user_id, [(variant, 1)])
+    cart = cart_edits.apply_coupon(engine, cart.id, carts.CartAccess(user_id=user_id),
+                                   code=code, expected_version=cart.version,
+                                   idle_seconds=3600)
+    request = request_for(engine, cart.id)
+    assert request.expected_total_minor == 1800
+    with pytest.raises(oe.OrderPaymentFailed):  # an empty wallet
+        shop.checkout.place(user_id, request, idempotency_key="no-funds")
+    assert used() == 0
+    fund(shop, user_id, 1800)
+    checkout = shop.checkout.place(user_id, request, idempotency_key="funded").value
+    assert (checkout.status, checkout.orders[0].discount_minor) == ("paid", 200)
+    assert used() == 1

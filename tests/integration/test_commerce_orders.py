@@ -6,6 +6,7 @@ capture the gateway could not take at once, and the ledger check."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -191,3 +192,46 @@ def test_a_hold_released_before_shipping_fails_the_capture_and_pays_nobody(shop,
     pending = shop.chart.merchant_pending_settlement(order.supplier_id, "USD")
     assert balance(shop, pending)[1] == 0
     assert balance(shop, shop.chart.wallet(user_id, "USD")) == (700, 700)
+
+
+def test_settlement_pays_the_supplier_and_the_reseller_what_the_capture_split_gave_them(
+    engine, ledger, user_id,
+):
+    from pacioli.commerce import catalog, resellers
+    from pacioli.payments.settlement import register_settlement_handler
+    from tests.integration.order_support import cart_with, fund, priced, product, request_for
+    from tests.integration.test_settlement import make_world
+
+    world = make_world(engine, ledger)
+    unregister = register_settlement_handler(engine, ledger, world.chart, world.gateway,
+                                             registry=world.registry)
+    try:
+        shop = make_shop(engine, ledger, gateway=world.gateway, commission_bps=1000)
+        supplier, reseller = world.merchant(), world.merchant()
+        catalog.register_supplier(engine, supplier.id)
+        resellers.register_reseller(engine, reseller.id)
+        product_id, variant = product(engine, supplier.id, price_minor=4000)
+        slug = f"picks-{uuid.uuid4().hex[:8]}"
+        picks = resellers.create_catalog(engine, reseller.id, slug=slug, title="Picks")
+        resellers.set_catalog_item(engine, reseller.id, picks.id, product_id, margin_minor=500)
+        cart = cart_with(engine, user_id, [(variant, 1)], slug=slug)
+        fund(shop, user_id, priced(engine, cart.id).total_minor)
+        [order] = shop.checkout.place(user_id, request_for(engine, cart.id),
+                                      idempotency_key="settle").value.orders
+        shipped = shop.orders.ship(supplier.id, order.id, carrier="UPS", tracking_number="1Z")
+        settlement = world.settlement(cycle_days=1)
+        for merchant in (supplier, reseller):
+            settlement.set_cycle_days(merchant.id, 0)
+        batches = settlement.run_cycle(shipped.shipped_at + timedelta(seconds=5))
+        paid = {}
+        for merchant in (supplier, reseller):
+            [batch] = [b for b in batches if b.merchant_id == merchant.id]
+            world.deliver(batch.payout_reference)
+            paid[merchant.id] = settlement.get(merchant.id, batch.id)
+    finally:
+        unregister()
+    assert (paid[supplier.id].status, paid[supplier.id].net_minor) == ("paid", 4000 - 400)
+    assert (paid[reseller.id].status, paid[reseller.id].net_minor) == ("paid", 500)
+    assert paid[supplier.id].fees_minor == 400
+    for merchant in (supplier, reseller):
+        assert world.pending_settlement(merchant) == 0
