@@ -64,16 +64,19 @@ def reserve(
         if existing.status in ("held", "committed"):
             return
         raise ce.ReservationNotHeld(f"reservation {reservation_id} is {existing.status}")
-    now = func.now()
     with connection.begin_nested():
+        _check_variants_exist(connection, [variant_id for variant_id, _ in wanted])
         connection.execute(insert(commerce_reservations).values(
-            id=reservation_id, status="held", expires_at=expires_at, created_at=now,
+            id=reservation_id, status="held", expires_at=expires_at, created_at=func.now(),
         ))
+        connection.execute(insert(commerce_reservation_lines), [
+            {"reservation_id": reservation_id, "variant_id": variant_id, "quantity": quantity}
+            for variant_id, quantity in wanted
+        ])
+        # The variant rows last: their locks are held until the caller commits, so
+        # everything else is written before the first of them is taken.
         for variant_id, quantity in wanted:
             taken = _take_available(connection, variant_id, quantity, into="stock_reserved")
-            connection.execute(insert(commerce_reservation_lines).values(
-                reservation_id=reservation_id, variant_id=variant_id, quantity=quantity,
-            ))
             _announce_if_low(connection, taken, quantity)
 
 
@@ -199,6 +202,15 @@ def _merged(lines: Iterable[tuple[UUID, int]]) -> list[tuple[UUID, int]]:
     if not merged:
         raise ce.InvalidCommerceRequest("a reservation needs at least one line")
     return sorted(merged.items())
+
+
+def _check_variants_exist(connection: Connection, variant_ids: list[UUID]) -> None:
+    """Raises: VariantNotFound (before a line's foreign key would refuse it)."""
+    v = commerce_variants
+    found = set(connection.execute(select(v.c.id).where(v.c.id.in_(variant_ids))).scalars())
+    for variant_id in variant_ids:
+        if variant_id not in found:
+            raise ce.VariantNotFound(f"no variant {variant_id}")
 
 
 def _take_available(connection: Connection, variant_id: UUID, quantity: int, *, into: str) -> Row:
