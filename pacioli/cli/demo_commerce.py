@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from pacioli.cli.demo_payments import PRINCIPAL, DemoBalance
 from pacioli.commerce import cart_edits, carts, catalog, pricing, resellers
 from pacioli.commerce import errors as ce
-from pacioli.commerce.checkout import CheckoutRecord, CheckoutRequest
+from pacioli.commerce.checkout_records import CheckoutRecord, CheckoutRequest
 from pacioli.commerce.order_services import OrderServices, order_services
 from pacioli.gateways.sandbox import SandboxGateway, magic
 from pacioli.ledger import Ledger

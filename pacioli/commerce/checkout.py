@@ -38,8 +38,16 @@ from pacioli.commerce import carts, inventory, pricing, promotions
 from pacioli.commerce import errors as ce
 from pacioli.commerce import order_errors as oe
 from pacioli.commerce.checkout_plan import plan_orders
+from pacioli.commerce.checkout_records import (
+    CheckoutRecord,
+    CheckoutRequest,
+    check_priced,
+    check_request,
+    empty_cart_if_unchanged,
+    read_checkout,
+)
 from pacioli.commerce.order_payments import CARD, WALLET, OrderPayments
-from pacioli.commerce.order_records import Order, announce, load_orders
+from pacioli.commerce.order_records import announce
 from pacioli.commerce.order_split import COMMISSION_BPS_DEFAULT
 from pacioli.commerce.order_tables import (
     commerce_checkouts,
@@ -61,38 +69,6 @@ RESERVATION_SECONDS = 15 * 60
 LIVE = ("placed", "awaiting_payment")
 SWEEP_LIMIT = 100
 SWEEP_AGE_SECONDS = 5
-
-
-@dataclass(frozen=True, slots=True)
-class CheckoutRequest:
-    cart_id: UUID
-    cart_version: int
-    expected_total_minor: int
-    currency: str
-    payment_method: str  # wallet, card
-    instrument_id: UUID | None
-    shipping_address: dict[str, str]
-
-    def hash(self) -> str:
-        return records.request_hash(
-            self.cart_id, self.cart_version, self.expected_total_minor, self.currency,
-            self.payment_method, self.instrument_id, sorted(self.shipping_address.items()),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CheckoutRecord:
-    id: UUID
-    user_id: UUID
-    cart_id: UUID
-    status: str  # placed, awaiting_payment, paid, payment_failed
-    failure_code: str | None
-    payment_method: str
-    currency: str
-    total_minor: int
-    created_at: datetime
-    completed_at: datetime | None
-    orders: tuple[Order, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +103,7 @@ class Checkout:
         IdempotencyKeyReusedForOrder; and OrderPaymentFailed with the refusal's code
         (card_declined, insufficient_funds ...) when the payment failed, also on replay.
         """
-        _check(request)
+        check_request(request)
         request_hash = request.hash()
         existing = self._by_key(user_id, idempotency_key)
         if existing is not None:
@@ -197,7 +173,7 @@ class Checkout:
             carts.visible_cart(connection, request.cart_id, carts.CartAccess(user_id=user_id),
                                for_update=True)
             priced = pricing.price_cart(connection, request.cart_id, now=now)
-            _check_priced(priced, request)
+            check_priced(priced, request)
             inserted = connection.execute(
                 insert(commerce_checkouts).values(
                     id=checkout_id, user_id=user_id, cart_id=request.cart_id,
@@ -330,7 +306,7 @@ class Checkout:
                     inventory.commit(connection, checkout_id)
                     self._mark_orders(connection, checkout_id, "paid", event="paid", at=now,
                                       holds=holds, payment_status="authorized", paid_at=now)
-                    _empty_cart_if_unchanged(connection, checkout)
+                    empty_cart_if_unchanged(connection, checkout)
         except (ce.OutOfStock, ce.ReservationNotHeld):
             # The reservation ran out while the card was deciding and the units are gone.
             return self._fail(checkout_id, ce.OutOfStock.code, holds=holds)
@@ -449,23 +425,7 @@ class Checkout:
             ).all()
 
     def _record(self, checkout_id: UUID) -> CheckoutRecord | None:
-        o = commerce_orders
-        with self._engine.connect() as connection:
-            row = connection.execute(
-                select(commerce_checkouts).where(commerce_checkouts.c.id == checkout_id)
-            ).first()
-            if row is None:
-                return None
-            orders = connection.execute(
-                select(o).where(o.c.checkout_id == checkout_id).order_by(o.c.id)
-            ).all()
-            return CheckoutRecord(
-                id=row.id, user_id=row.user_id, cart_id=row.cart_id, status=row.status,
-                failure_code=row.failure_code, payment_method=row.payment_method,
-                currency=row.currency, total_minor=row.total_minor, created_at=row.created_at,
-                completed_at=row.completed_at,
-                orders=tuple(load_orders(connection, orders, with_history=True)),
-            )
+        return read_checkout(self._engine, checkout_id)
 
     def _settled(self, record: CheckoutRecord) -> CheckoutRecord:
         """The record, or its failure raised as the refusal it was."""
@@ -475,41 +435,3 @@ class Checkout:
                 f"checkout {record.id} was not paid: {record.failure_code}",
             )
         return record
-
-
-def _check(request: CheckoutRequest) -> None:
-    if request.payment_method not in (WALLET, CARD):
-        raise oe.InvalidCheckout("the payment method is wallet or card")
-    if (request.payment_method == CARD) != (request.instrument_id is not None):
-        raise oe.InvalidCheckout("a card payment names the card (instrument_id); a wallet"
-                                 " payment names none")
-    if type(request.expected_total_minor) is not int or request.expected_total_minor <= 0:
-        raise oe.InvalidCheckout("the expected total is a positive amount")
-
-
-def _check_priced(priced, request: CheckoutRequest) -> None:
-    """Refuse a cart that moved, lost stock, is empty or costs other than what was shown."""
-    if priced.cart_version != request.cart_version:
-        raise ce.StaleCart(f"the cart is at version {priced.cart_version}, not"
-                           f" {request.cart_version}; read it again")
-    if priced.unavailable:
-        raise ce.OutOfStock(priced.unavailable[0],
-                            f"cart line {priced.unavailable[0]} is no longer available")
-    if not priced.lines:
-        raise oe.CartEmpty("the cart has nothing to buy")
-    if (priced.currency, priced.total_minor) != (request.currency,
-                                                  request.expected_total_minor):
-        raise oe.PriceChanged(
-            f"the cart now costs {priced.total_minor} minor units of {priced.currency};"
-            " show the shopper the new total"
-        )
-
-
-def _empty_cart_if_unchanged(connection, checkout) -> None:
-    """Empty the cart the checkout bought, unless the shopper changed it meanwhile."""
-    try:
-        with connection.begin_nested():
-            carts.empty_cart(connection, checkout.cart_id, version=checkout.cart_version)
-    except (ce.StaleCart, ce.CartNotFound):
-        log.info("cart %s changed during checkout %s; not emptied", checkout.cart_id,
-                 checkout.id)

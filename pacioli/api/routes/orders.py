@@ -32,7 +32,7 @@ from pacioli.api.schemas.orders import (
     ShipRequest,
     TrackingUpdate,
 )
-from pacioli.commerce.checkout import CheckoutRequest
+from pacioli.commerce.checkout_records import CheckoutRequest
 from pacioli.commerce.order_services import (
     OrderServices,
     order_services,

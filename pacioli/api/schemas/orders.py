@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 from pacioli.api.schemas.catalog import MoneyPublic
 from pacioli.api.schemas.common import RequestModel
 from pacioli.api.schemas.money import AmountStr, AssetScales
-from pacioli.commerce.checkout import CheckoutRecord
+from pacioli.commerce.checkout_records import CheckoutRecord
 from pacioli.commerce.order_records import HistoryEntry, Order, OrderLine
 from pacioli.commerce.refunds import Refund
 
