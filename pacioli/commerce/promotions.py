@@ -55,12 +55,26 @@ def redeem_coupon(
     InvalidCommerceRequest if the order already redeemed another coupon.
     """
     code = normalize_code(code)
-    t, r = commerce_coupons, commerce_coupon_redemptions
+    r = commerce_coupon_redemptions
     existing = connection.execute(select(r.c.code).where(r.c.order_id == order_id)).first()
     if existing is not None:
         if existing.code != code:
             raise ce.InvalidCommerceRequest(f"order {order_id} redeemed coupon {existing.code}")
         return
+    try:
+        _redeem(connection, code, user_id=user_id, order_id=order_id, now=now)
+    except _RedeemedMeanwhile:
+        # A concurrent call for the same order won; its use is the one that counts.
+        redeem_coupon(connection, code, user_id=user_id, order_id=order_id, now=now)
+
+
+class _RedeemedMeanwhile(Exception):
+    """The order's redemption was committed by a concurrent call (rolls the savepoint)."""
+
+
+def _redeem(connection: Connection, code: str, *, user_id: UUID, order_id: UUID,
+            now: datetime) -> None:
+    t, r = commerce_coupons, commerce_coupon_redemptions
     # A savepoint, so a refusal below leaves the caller's transaction as it was.
     with connection.begin_nested():
         taken = connection.execute(
@@ -79,9 +93,12 @@ def redeem_coupon(
             used = _uses_by(connection, code, user_id)
             if used >= taken.usage_limit_per_user:
                 raise ce.CouponExhausted(f"coupon {code} was used {used} times by this user")
-        connection.execute(
+        recorded = connection.execute(
             insert(r).values(order_id=order_id, code=code, user_id=user_id, redeemed_at=now)
-        )
+            .on_conflict_do_nothing(index_elements=[r.c.order_id]).returning(r.c.order_id)
+        ).first()
+        if recorded is None:
+            raise _RedeemedMeanwhile(order_id)
 
 
 def unredeem_coupon(connection: Connection, order_id: UUID) -> None:

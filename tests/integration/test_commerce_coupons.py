@@ -136,6 +136,28 @@ def test_a_single_use_coupon_is_redeemed_once_by_one_user_racing_with_themselves
     assert promotion_admin.get_coupon(engine, code).redeemed_count == 1
 
 
+def test_concurrent_redemptions_for_one_order_count_once(engine):
+    code = new_coupon(engine, total=10)
+    order, shopper = uuid.uuid4(), uuid.uuid4()
+    errors: list[Exception] = []
+    start = threading.Barrier(6)
+
+    def attempt() -> None:
+        start.wait()
+        try:
+            redeem(engine, code, user_id=shopper, order_id=order)
+        except Exception as error:  # noqa: BLE001 - the test reports any failure
+            errors.append(error)
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert promotion_admin.get_coupon(engine, code).redeemed_count == 1
+
+
 def test_pricing_applies_a_valid_coupon_and_drops_one_that_ran_out(engine):
     variant = one_variant(engine, price=5000)
     code = new_coupon(engine, total=1, value=2000)
