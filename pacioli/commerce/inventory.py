@@ -57,18 +57,19 @@ def reserve(
     ReservationNotHeld (the id names a reservation released or expired).
     """
     wanted = _merged(lines)
-    existing = connection.execute(
-        select(commerce_reservations.c.status).where(commerce_reservations.c.id == reservation_id)
-    ).first()
-    if existing is not None:
-        if existing.status in ("held", "committed"):
-            return
-        raise ce.ReservationNotHeld(f"reservation {reservation_id} is {existing.status}")
+    if _already_reserved(connection, reservation_id):
+        return
     with connection.begin_nested():
         _check_variants_exist(connection, [variant_id for variant_id, _ in wanted])
-        connection.execute(insert(commerce_reservations).values(
-            id=reservation_id, status="held", expires_at=expires_at, created_at=func.now(),
-        ))
+        recorded = connection.execute(
+            insert(commerce_reservations).values(
+                id=reservation_id, status="held", expires_at=expires_at, created_at=func.now(),
+            ).on_conflict_do_nothing(index_elements=["id"]).returning(commerce_reservations.c.id)
+        ).first()
+        if recorded is None:
+            # A concurrent call with this id committed first: its reservation stands.
+            _already_reserved(connection, reservation_id)
+            return
         connection.execute(insert(commerce_reservation_lines), [
             {"reservation_id": reservation_id, "variant_id": variant_id, "quantity": quantity}
             for variant_id, quantity in wanted
@@ -78,6 +79,21 @@ def reserve(
         for variant_id, quantity in wanted:
             taken = _take_available(connection, variant_id, quantity, into="stock_reserved")
             _announce_if_low(connection, taken, quantity)
+
+
+def _already_reserved(connection: Connection, reservation_id: UUID) -> bool:
+    """True if the id names a reservation held or committed (a retry: nothing to do).
+
+    Raises: ReservationNotHeld (it was released or expired).
+    """
+    existing = connection.execute(
+        select(commerce_reservations.c.status).where(commerce_reservations.c.id == reservation_id)
+    ).first()
+    if existing is None:
+        return False
+    if existing.status in ("held", "committed"):
+        return True
+    raise ce.ReservationNotHeld(f"reservation {reservation_id} is {existing.status}")
 
 
 def commit(connection: Connection, reservation_id: UUID) -> None:

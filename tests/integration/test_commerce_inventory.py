@@ -94,6 +94,28 @@ def test_reserving_again_with_the_same_id_is_a_no_op(engine):
     assert stock(engine, variant) == (3, 2, 0)
 
 
+def test_concurrent_reservations_with_one_id_hold_the_units_once(engine):
+    variant = one_variant(engine, stock=10)
+    reservation_id = uuid.uuid4()
+    errors: list[Exception] = []
+    start = threading.Barrier(6)
+
+    def attempt() -> None:
+        start.wait()
+        try:
+            reserve(engine, [(variant, 3)], reservation_id=reservation_id)
+        except Exception as error:  # noqa: BLE001 - the test reports any failure
+            errors.append(error)
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert stock(engine, variant) == (7, 3, 0)
+
+
 def test_bad_reservations_are_refused(engine):
     variant = one_variant(engine, stock=5)
     with pytest.raises(ce.InvalidCommerceRequest):
