@@ -15,7 +15,7 @@ from tests.e2e.commerce_helpers import (
     supplier,
     variant_id,
 )
-from tests.e2e.conftest import UserApi, assert_problem, log_in, signed_up_user
+from tests.e2e.conftest import PASSWORD, UserApi, assert_problem, log_in, signed_up_user
 
 
 def shopper(client) -> Shopper:
@@ -178,6 +178,22 @@ def test_a_guest_cart_merges_into_the_users_cart_at_login(api, client):
         [(variant_id(shared), 3), (variant_id(extra), 1)])
     assert_problem(visitor.get("/v1/carts/current"), 404, "cart_not_found")
     assert both.cart()["id"] == merged["id"]  # the token now finds nothing to merge
+
+
+def test_logging_in_with_a_guest_cart_token_merges_that_cart(api, client):
+    made = product(supplier(api))
+    me = shopper(client)
+    visitor = guest(client)
+    visitor.add(variant_id(made), 2)
+    response = client.post(
+        "/v1/sessions", json={"email": me.user.email, "password": PASSWORD},
+        headers={CART_TOKEN: visitor.cart_token},
+    )
+    assert response.status_code == 201, response.text
+    assert_problem(visitor.get("/v1/carts/current"), 404, "cart_not_found")
+    assert [(line["variant_id"], line["quantity"]) for line in me.cart()["items"]] == [
+        (variant_id(made), 2)
+    ]
 
 
 def test_an_explicit_merge_reports_lines_it_left_behind(api, client):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import contextlib
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
 
 from pacioli.api.auth import (
     CurrentUser,
@@ -24,6 +27,9 @@ from pacioli.api.schemas.users import (
     UserCreate,
     UserPublic,
 )
+from pacioli.commerce import cart_edits
+from pacioli.commerce.errors import CartNotFound
+from pacioli.commerce.settings import commerce_settings
 from pacioli.payments import merchants, sessions, totp, users
 from pacioli.payments.identity_errors import ContactRequired
 from pacioli.payments.identity_idempotency import ANONYMOUS
@@ -47,13 +53,29 @@ def sign_up(
 
 
 @router.post("/sessions", status_code=201, summary="Log in: a bearer token for the user")
-def log_in(body: SessionCreate, engine: EngineDep, hasher: HasherDep) -> SessionPublic:
+def log_in(
+    body: SessionCreate,
+    engine: EngineDep,
+    hasher: HasherDep,
+    cart_token: Annotated[
+        str | None,
+        Header(alias="X-Cart-Token", max_length=200,
+               description="A guest cart to merge into the user's cart on logging in."),
+    ] = None,
+) -> SessionPublic:
     if (body.email is None) == (body.phone is None):
         raise ContactRequired("log in with exactly one of email and phone")
     user, session = sessions.log_in(
         engine, login=body.email or body.phone or "", password=body.password.get_secret_value(),
         hasher=hasher,
     )
+    if cart_token is not None:
+        # The shopper's guest cart joins their cart now; GET /v1/carts/current merges it
+        # too, so a login that skipped this (or a cart already merged) loses nothing.
+        with contextlib.suppress(CartNotFound):
+            cart_edits.merge_guest_cart(
+                engine, user.id, cart_token, idle_seconds=commerce_settings().cart_idle_seconds
+            )
     return SessionPublic(
         id=session.id, token=session.token, expires_at=session.expires_at,
         user=UserPublic.of(user),
