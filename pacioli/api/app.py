@@ -24,6 +24,7 @@ from pacioli.api.routes import (
     commerce_merchants,
     exchange_convert,
     exchange_market,
+    exchange_orders,
     exchange_stream,
     funding,
     fx,
@@ -122,7 +123,8 @@ def create_app(
     for commerce in (catalog, commerce_merchants, promotions, carts):
         app.include_router(commerce.router, responses=IDENTITY_RESPONSES)
     # Public market data (no credentials) and the stream; convert acts as a user.
-    for exchange_resource in (exchange_market, exchange_stream, exchange_convert):
+    for exchange_resource in (exchange_market, exchange_stream, exchange_convert,
+                              exchange_orders):
         app.include_router(exchange_resource.router, responses=PROBLEM_RESPONSES)
     app.include_router(orders.router, responses=IDENTITY_RESPONSES)
     return app
@@ -139,9 +141,15 @@ def _lifespan(engine: Engine, *, owned: bool):
             batch_size_max=get_settings().ledger_batch_size_max,
             writers=get_settings().ledger_writers,
         )
+        # The exchange runs where the ledger is the app's own (`pacioli serve`); None when
+        # another process already runs its markets (one writer per market).
+        app.state.exchange = exchange_orders.open_exchange(engine, app.state.ledger)
         try:
             yield
         finally:
+            if app.state.exchange is not None:
+                app.state.exchange.close()
+                app.state.exchange = None
             app.state.ledger.close()
             app.state.ledger = None
 

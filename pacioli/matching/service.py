@@ -139,6 +139,9 @@ class Exchange:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+        if self._settler is not None:
+            self._settler.close()
+            self._settler = None
         self._runtimes.clear()
         self._locks.release()
 

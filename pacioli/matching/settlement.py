@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
@@ -37,6 +38,7 @@ from pacioli.ledger.domain.ids import uuid7
 from pacioli.matching import settlement_store as store
 from pacioli.matching.market import Market
 from pacioli.matching.settlement_plan import (
+    ITEMS_MAX,
     SETTLEMENT_FLOW,
     BatchPlan,
     CommandSpan,
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 EXCHANGE_CLIENT_ID = "exchange"
 WINDOW_COMMANDS_MAX = 2000  # commands read from the log per window
 WINDOW_FILLS_MAX = 10000  # fills read per window
+CUT_TRIES = (384, 256, 192)  # item bounds tried before the safe one (see _fitting_cut)
 
 
 def settle_key(batch_id: UUID) -> str:
@@ -81,15 +84,23 @@ class MarketSettlement:
     market: Market
     accounts: MarketAccounts
     lock: threading.Lock = field(default_factory=threading.Lock)
-    position: Position = field(default_factory=Position)
+    position: Position = field(default_factory=Position)  # what is planned
     settled_through_seq: int = 0  # commands whose fills and marks are all posted
-    planned: Planned | None = None
     spans: list[CommandSpan] = field(default_factory=list)  # the window read ahead
-    holds: dict[UUID, list[HoldRecord]] = field(default_factory=dict)
+    holds: dict[UUID, list[HoldRecord]] = field(default_factory=dict)  # as after the plans
+    hold_transfers: dict[UUID, UUID] = field(default_factory=dict)  # hold id -> pending id
+    unrecorded: int = 0  # batches planned and not yet recorded
+    settled_when_recorded: int = 0  # a position to call settled once they all are
+    needs_resume: bool = True  # load from the database (and finish planned batches) first
 
 
 class Settler:
-    """Plans, posts and records settlement batches for every market of an exchange."""
+    """Plans, posts and records settlement batches for every market of an exchange.
+
+    A market drains as a pipeline: while the ledger posts batch k, batch k+1 is planned
+    (and stored), and once k is posted, k+1 goes to the ledger at once while k is
+    recorded. The ledger, the slowest step, is never left waiting for our own writes.
+    """
 
     def __init__(self, engine: Engine, ledger: Ledger, markets: dict[str, MarketSettlement],
                  *, clock: Callable[[], datetime] | None = None) -> None:
@@ -98,41 +109,52 @@ class Settler:
         self._markets = markets
         self._clock = clock or (lambda: datetime.now(UTC))
         self._settled = threading.Condition()
+        self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exchange-post")
+
+    def close(self) -> None:
+        self._poster.shutdown(wait=True)
 
     # Start-up.
 
     def resume(self, symbol: str) -> None:
-        """Load the market's position; post and record a batch a crash left planned."""
+        """Load the market's position; post and record the batches a crash left planned."""
         state = self._markets[symbol]
         with state.lock:
-            last = store.last_batch(self._engine, symbol)
-            if last is not None:
-                state.position = Position(last.number, last.last_fill_no, last.marks_through_seq)
-                if last.status == "planned":
-                    state.planned = Planned(last.id, last.number, store.plan_of(last))
-                    state.settled_through_seq = store.posted_through(self._engine, symbol)
-                else:
-                    state.settled_through_seq = last.marks_through_seq
-            if state.planned is not None:
-                self._post_and_record(state)
+            self._resume(state)
+
+    def _resume(self, state: MarketSettlement) -> None:
+        symbol = state.market.symbol
+        state.spans, state.holds, state.hold_transfers = [], {}, {}
+        state.unrecorded, state.settled_when_recorded = 0, 0
+        last = store.last_batch(self._engine, symbol)
+        state.position = Position() if last is None else Position(
+            last.number, last.last_fill_no, last.marks_through_seq)
+        self._mark_settled(state, store.posted_through(self._engine, symbol))
+        for row in store.planned_batches(self._engine, symbol):
+            batch = Planned(row.id, row.number, store.plan_of(row))
+            holds = [hold for order in batch.plan.orders for hold, _ in order.posts]
+            state.hold_transfers = store.hold_transfer_ids(self._engine, holds)
+            state.unrecorded += 1
+            self._record(state, batch, self._post(state, batch))
+        state.needs_resume = False
 
     # Settling.
 
     def settle_once(self, symbol: str) -> int | None:
-        """Settle one batch of the market; the fills it settled, or None if none was due."""
+        """Settle what the market logged so far; the fills settled, or None if none was due."""
         state = self._markets[symbol]
         with state.lock:
-            if state.planned is None and not self._plan(state):
-                return None
-            return self._post_and_record(state)
+            try:
+                if state.needs_resume:
+                    self._resume(state)
+                return self._drain(state)
+            except BaseException:
+                state.needs_resume = True  # memory may be ahead of the database: reload
+                raise
 
     def settle_pending(self) -> int:
         """Settle every market up to what is logged now; the number of fills settled."""
-        settled = 0
-        for symbol in self._markets:
-            while (count := self.settle_once(symbol)) is not None:
-                settled += count
-        return settled
+        return sum(self.settle_once(symbol) or 0 for symbol in self._markets)
 
     def wait_settled(self, symbol: str, seq: int, timeout_s: float) -> bool:
         """Wait until the market's command `seq` is settled; False on timeout."""
@@ -146,38 +168,101 @@ class Settler:
                 self._settled.wait(left)
         return True
 
+    def _drain(self, state: MarketSettlement) -> int | None:
+        """Plan, post and record until the market's log is settled (the pipeline above)."""
+        current = self._plan(state, may_read=True)
+        if current is None:
+            return None
+        settled = 0
+        in_flight = self._poster.submit(self._post, state, current)
+        try:
+            while current is not None:
+                following = self._plan(state, may_read=False)
+                transfers = in_flight.result()
+                _remember_reholds(state, current.plan, transfers)
+                if following is not None:
+                    in_flight = self._poster.submit(self._post, state, following)
+                self._record(state, current, transfers)
+                settled += current.plan.fill_count
+                current = following
+                if current is None:
+                    current = self._plan(state, may_read=True)
+                    if current is not None:
+                        in_flight = self._poster.submit(self._post, state, current)
+        except BaseException:
+            wait([in_flight])  # let a post in flight finish before memory is reset
+            raise
+        return settled
+
     # Planning.
 
-    def _plan(self, state: MarketSettlement) -> bool:
-        symbol = state.market.symbol
-        position = state.position
-        cut = self._cut(state)
-        if cut is None:
-            return False
-        plan = plan_batch(
-            cut, first_fill_no=position.last_fill_no + 1, holds=state.holds,
-            accounts=state.accounts, new_id=uuid7,
-        )
-        planned = Planned(uuid7(), position.number + 1, plan)
-        store.insert_planned(self._engine, symbol, planned.id, planned.number, plan,
-                             now=self._clock())
-        state.planned = planned
-        state.position = Position(planned.number, plan.last_fill_no, plan.marks_through_seq)
-        return True
+    def _plan(self, state: MarketSettlement, *, may_read: bool) -> Planned | None:
+        """Plan and store the next batch; None when nothing is left (or, without
+        `may_read`, when the window read ahead is used up: reading it again must wait
+        until every batch planned is recorded, or the holds read would be stale)."""
+        while True:
+            cut = self._cut(state, may_read=may_read)
+            if cut is None:
+                return None
+            position = state.position
+            plan = plan_batch(
+                cut, first_fill_no=position.last_fill_no + 1, holds=state.holds,
+                accounts=state.accounts, new_id=uuid7,
+            )
+            _advance(state, plan)
+            if plan.item_count == 0 and plan.fill_count == 0:
+                # Nothing to post (orders that only rested, say): move past it in memory.
+                # A restart re-reads these commands and finds the same nothing. They
+                # count as settled once the batches planned before them are.
+                state.position = Position(position.number, plan.last_fill_no,
+                                          plan.marks_through_seq)
+                if state.unrecorded:
+                    state.settled_when_recorded = plan.marks_through_seq
+                else:
+                    self._mark_settled(state, plan.marks_through_seq)
+                continue
+            planned = Planned(uuid7(), position.number + 1, plan)
+            store.insert_planned(self._engine, state.market.symbol, planned.id,
+                                 planned.number, plan, now=self._clock())
+            state.position = Position(planned.number, plan.last_fill_no,
+                                      plan.marks_through_seq)
+            state.unrecorded += 1
+            return planned
 
-    def _cut(self, state: MarketSettlement):
+    def _cut(self, state: MarketSettlement, *, may_read: bool):
         position = state.position
         for attempt in range(2):
-            if attempt or not state.spans:
+            if not state.spans or attempt:
+                if not may_read:
+                    return None
                 self._read_window(state)
             if not state.spans:
                 return None
-            counts = {order: len(holds) for order, holds in state.holds.items()}
+            cut = self._fitting_cut(state, position)
+            if cut is not None:
+                return cut
+        return None
+
+    def _fitting_cut(self, state: MarketSettlement, position: Position):
+        """The longest cut whose plan fits one linked batch.
+
+        `choose_cut`'s bound counts two items for every order touched, which most orders
+        do not need (a filled order posts once, a resting one needs nothing), so a cut
+        sized by it fills the batch to about a third. Cuts sized for more are tried first
+        and kept if their plan fits; the bound itself is the last resort, and always fits.
+        """
+        counts = {order: len(holds) for order, holds in state.holds.items()}
+        for items_max in (*CUT_TRIES, ITEMS_MAX):
             cut = choose_cut(
                 state.spans, last_fill_no=position.last_fill_no,
                 marks_through_seq=position.marks_through_seq, hold_counts=counts,
+                items_max=items_max,
             )
-            if cut is not None:
+            if cut is None or items_max == ITEMS_MAX:
+                return cut
+            trial = plan_batch(cut, first_fill_no=position.last_fill_no + 1, holds=state.holds,
+                               accounts=state.accounts, new_id=uuid7)
+            if trial.item_count <= ITEMS_MAX:
                 return cut
         return None
 
@@ -191,34 +276,41 @@ class Settler:
         orders = {f.taker_order for s in state.spans for f in s.fills}
         orders |= {f.maker_order for s in state.spans for f in s.fills}
         orders |= {m.order for s in state.spans for m in s.marks}
-        state.holds = store.open_holds(self._engine, orders)
+        state.holds, transfers = store.open_holds(self._engine, orders)
+        state.hold_transfers = transfers
 
     # Posting and recording.
 
-    def _post_and_record(self, state: MarketSettlement) -> int:
-        planned = state.planned
-        transfers = []
-        if planned.plan.item_count:
-            items = self._items(planned)
-            transfers = self._ledger.linked_batch(
-                items, idempotency_key=settle_key(planned.id), client_id=EXCHANGE_CLIENT_ID,
-            ).value
+    def _post(self, state: MarketSettlement, planned: Planned) -> list:
+        """Post the batch in the ledger (a replay, if it was posted before a crash)."""
+        return self._ledger.linked_batch(
+            self._items(state, planned), idempotency_key=settle_key(planned.id),
+            client_id=EXCHANGE_CLIENT_ID,
+        ).value
+
+    def _record(self, state: MarketSettlement, planned: Planned, transfers: list) -> None:
         reholds = _rehold_transfer_ids(planned.plan, transfers)
         store.record_posted(
             self._engine, state.market, planned.id, planned.plan, reholds, now=self._clock()
         )
-        self._forget_settled(state, planned.plan, reholds)
-        state.planned = None
-        with self._settled:
-            state.settled_through_seq = planned.plan.marks_through_seq
-            self._settled.notify_all()
-        return planned.plan.fill_count
+        for order in planned.plan.orders:
+            for hold, _ in order.posts:
+                state.hold_transfers.pop(hold, None)
+        state.unrecorded -= 1
+        self._mark_settled(state, planned.plan.marks_through_seq)
+        if not state.unrecorded and state.settled_when_recorded:
+            self._mark_settled(state, state.settled_when_recorded)
+            state.settled_when_recorded = 0
 
-    def _items(self, planned: Planned) -> list:
+    def _mark_settled(self, state: MarketSettlement, seq: int) -> None:
+        with self._settled:
+            state.settled_through_seq = max(state.settled_through_seq, seq)
+            self._settled.notify_all()
+
+    def _items(self, state: MarketSettlement, planned: Planned) -> list:
         plan = planned.plan
-        hold_ids = [hold for o in plan.orders for hold, _ in o.posts]
-        transfer_of = store.hold_transfer_ids(self._engine, hold_ids)
-        symbol_meta = {"flow": SETTLEMENT_FLOW, "batch_id": str(planned.id)}
+        transfer_of = state.hold_transfers
+        meta = {"flow": SETTLEMENT_FLOW, "batch_id": str(planned.id)}
         items: list = []
         for order in plan.orders:
             for hold, amount in order.posts:
@@ -235,23 +327,27 @@ class Settler:
             items.append(TransferSpec(
                 tuple((debit if leg.direction == "debit" else credit)(
                     leg.account_id, leg.amount, leg.asset) for leg in legs),
-                symbol_meta,
+                meta,
             ))
         return items
 
-    def _forget_settled(self, state: MarketSettlement, plan: BatchPlan,
-                        reholds: dict[UUID, UUID]) -> None:
-        """Advance the read-ahead window past the batch, and its holds to what they are now."""
-        state.spans = _after(state.spans, plan)
-        for order in plan.orders:
-            kept = [h for h in state.holds.get(order.order, ())
-                    if h.id not in {hold for hold, _ in order.posts}]
-            if order.rehold is not None:
-                r = order.rehold
-                kept.append(HoldRecord(r.id, order.order, r.asset, r.amount,
-                                       r.wallet_account_id, r.clearing_account_id,
-                                       plan.holds_through_seq))
-            state.holds[order.order] = kept
+
+def _advance(state: MarketSettlement, plan: BatchPlan) -> None:
+    """Move the read-ahead window past `plan`, and its holds to what they are after it."""
+    state.spans = _after(state.spans, plan)
+    for order in plan.orders:
+        resolved = {hold for hold, _ in order.posts}
+        kept = [h for h in state.holds.get(order.order, ()) if h.id not in resolved]
+        if order.rehold is not None:
+            r = order.rehold
+            kept.append(HoldRecord(r.id, order.order, r.asset, r.amount,
+                                   r.wallet_account_id, r.clearing_account_id,
+                                   plan.holds_through_seq))
+        state.holds[order.order] = kept
+
+
+def _remember_reholds(state: MarketSettlement, plan: BatchPlan, transfers: list) -> None:
+    state.hold_transfers.update(_rehold_transfer_ids(plan, transfers))
 
 
 def _rehold_transfer_ids(plan: BatchPlan, transfers) -> dict[UUID, UUID]:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from sqlalchemy import Engine, Row, bindparam, func, insert, select, update
 
 from pacioli.ledger.domain.errors import invariant
+from pacioli.ledger.domain.ids import uuid7
 from pacioli.ledger.domain.money import format_minor
-from pacioli.ledger.outbox import append_event
+from pacioli.ledger.storage.tables import outbox
 from pacioli.matching.market import Market
 from pacioli.matching.settlement_plan import (
     BatchPlan,
@@ -112,12 +113,24 @@ def _fill(row: Row) -> FillRecord:
     )
 
 
-def open_holds(engine: Engine, orders: Iterable[UUID]) -> dict[UUID, list[HoldRecord]]:
-    """The open holds of these orders."""
+def planned_batches(engine: Engine, symbol: str) -> list[Row]:
+    """Batches planned and not recorded as posted, in order (a crash left them)."""
+    with engine.connect() as connection:
+        return list(connection.execute(
+            select(_b).where(_b.c.market == symbol, _b.c.status == "planned")
+            .order_by(_b.c.number)
+        ))
+
+
+def open_holds(
+    engine: Engine, orders: Iterable[UUID]
+) -> tuple[dict[UUID, list[HoldRecord]], dict[UUID, UUID]]:
+    """The open holds of these orders, and each hold's ledger pending transfer."""
     wanted = list(orders)
-    if not wanted:
-        return {}
     holds: dict[UUID, list[HoldRecord]] = {}
+    transfers: dict[UUID, UUID] = {}
+    if not wanted:
+        return holds, transfers
     with engine.connect() as connection:
         rows = connection.execute(
             select(_h).where(_h.c.status == "open", _h.c.order.in_(wanted))
@@ -128,7 +141,8 @@ def open_holds(engine: Engine, orders: Iterable[UUID]) -> dict[UUID, list[HoldRe
                 row.id, row.order, row.asset, row.amount, row.wallet_account_id,
                 row.clearing_account_id, row.created_seq,
             ))
-    return holds
+            transfers[row.id] = row.transfer_id
+    return holds, transfers
 
 
 def hold_transfer_ids(engine: Engine, hold_ids: Sequence[UUID]) -> dict[UUID, UUID]:
@@ -212,12 +226,14 @@ def _announce_filled(connection, market: Market, done_orders: list[UUID]) -> Non
         select(o.c.id, o.c.user_id, o.c.side, o.c.filled_size, o.c.filled_quote, o.c.fee)
         .where(o.c.id.in_(done_orders), o.c.done_reason == "filled")
     )
+    now = datetime.now(UTC)
+    events = []
     for row in rows:
         price = row.filled_quote * market.base_unit // row.filled_size
-        append_event(
-            connection, event_type="order.filled", aggregate_type="order",
-            aggregate_id=str(row.id),
-            payload={
+        events.append({
+            "event_id": uuid7(), "event_type": "order.filled", "aggregate_type": "order",
+            "aggregate_id": str(row.id), "created_at": now,
+            "payload": {
                 "order_id": str(row.id), "user_id": str(row.user_id), "market": market.symbol,
                 "side": row.side,
                 "filled_size": format_minor(row.filled_size, market.base_scale),
@@ -225,4 +241,7 @@ def _announce_filled(connection, market: Market, done_orders: list[UUID]) -> Non
                 "filled_size_minor": str(row.filled_size),
                 "filled_quote_minor": str(row.filled_quote), "fee_minor": str(row.fee),
             },
-        )
+        })
+    if events:
+        # The rows `append_event` writes, all in one statement (a batch finishes many).
+        connection.execute(insert(outbox), events)
