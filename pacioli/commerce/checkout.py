@@ -24,7 +24,6 @@ crashes pay once.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,8 +60,6 @@ from pacioli.ledger import DomainError
 from pacioli.ledger.domain.ids import uuid7
 from pacioli.payments import records
 from pacioli.payments.instruments import Instruments
-
-log = logging.getLogger(__name__)
 
 # Stock stays reserved this long for a checkout whose payment has not been decided.
 RESERVATION_SECONDS = 15 * 60
