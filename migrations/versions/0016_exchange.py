@@ -115,6 +115,7 @@ def _fills() -> None:
         sa.Column('taker_side', sa.Text(), nullable=False),
         sa.Column('taker_fee', AMOUNT, nullable=False),
         sa.Column('maker_fee', AMOUNT, nullable=False),
+        sa.Column('buyer_rounding', AMOUNT, server_default=sa.text('0'), nullable=False),
         sa.Column('created_at', INSTANT, nullable=False),
         sa.Column('batch_id', sa.Uuid(), nullable=True),
         sa.PrimaryKeyConstraint('id', name='pk_exchange_fills'),

@@ -84,10 +84,11 @@ def need(market: Market, view: OrderView | None) -> int:
     return buy_limit_need(market, view.price, view.remaining_size)
 
 
-def amend_top_up(market: Market, view: OrderView, *, size: int | None, price: int | None) -> int:
-    """How much more an amend needs held than the order needs now (0 for a decrease)."""
-    amended = need(market, _amended(view, size=size, price=price))
-    return max(0, amended - need(market, view))
+def amend_top_up(
+    market: Market, view: OrderView, *, size: int | None, price: int | None, left: int
+) -> int:
+    """How much more an amend needs held than the order has `left` (0 for a decrease)."""
+    return max(0, need(market, _amended(view, size=size, price=price)) - left)
 
 
 def _amended(view: OrderView, *, size: int | None, price: int | None) -> OrderView:

@@ -24,11 +24,19 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(slots=True)
 class LiveOrder:
-    """What the service remembers of a live order between commands."""
+    """What the service remembers of a live order between commands.
+
+    `left`: what the order may still be charged — its holds less what its fills charged.
+    It starts at the order's hold, grows by an amend's top-up, shrinks by each charge,
+    and after every command drops to what the order still needs (`holds.need`), which
+    releases the rest at settlement. Every step is fixed by the log, so a rebuild finds
+    it again (the order's last mark).
+    """
 
     id: UUID  # public id
     user_id: UUID
     side: str
+    left: int = 0
 
 
 def instant(ts: int) -> datetime:
@@ -68,13 +76,15 @@ def build_entry(
         taker, maker = live[fill.taker_order_id], live[fill.maker_order_id]
         taker_fee = market.fee(fill.quote_amount, market.taker_fee_bps)
         maker_fee = market.fee(fill.quote_amount, market.maker_fee_bps)
+        buyer, seller = (taker, maker) if fill.taker_side == "buy" else (maker, taker)
+        buyer_rounding = _charge(buyer, seller, fill, taker_fee if buyer is taker else maker_fee)
         fills.append({
             "id": uuid7(), "market": symbol, "fill_no": fill_no, "command_seq": seq,
             "price": fill.price, "size": fill.size, "quote_amount": fill.quote_amount,
             "taker_order": taker.id, "maker_order": maker.id, "taker_user_id": taker.user_id,
             "maker_user_id": maker.user_id, "taker_side": str(fill.taker_side),
-            "taker_fee": taker_fee, "maker_fee": maker_fee, "created_at": created_at,
-            "batch_id": None,
+            "taker_fee": taker_fee, "maker_fee": maker_fee, "buyer_rounding": buyer_rounding,
+            "created_at": created_at, "batch_id": None,
         })
         fill_no += 1
         for order_id, fee in ((fill.taker_order_id, taker_fee), (fill.maker_order_id, maker_fee)):
@@ -95,9 +105,10 @@ def build_entry(
         invariant(order is not None, f"order {order_id} of {symbol} is known to the service")
         view = book.get_order(order_id)
         invariant((view is None) == (order_id in done), "an order is live or done, not both")
+        order.left = min(order.left, holds.need(market, view))
         marks.append({
             "market": symbol, "command_seq": seq, "order": order.id,
-            "need_after": holds.need(market, view), "done": view is None,
+            "need_after": order.left, "done": view is None,
         })
         changes.append({
             "b_id": order.id, "b_status": "done" if view is None else "open",
@@ -110,3 +121,18 @@ def build_entry(
             "b_updated_at": now,
         })
     return LogEntry(command=command_row, fills=fills, marks=marks, order_changes=changes)
+
+
+def _charge(buyer: LiveOrder, seller: LiveOrder, fill, buyer_fee: int) -> int:
+    """Charge both orders for a fill; what of the buyer's share the platform pays.
+
+    A sell is charged its size (its hold is exact); a buy its quote amount and fee, but
+    never more than it has left — the rest (per-fill rounding, a few minor units over an
+    order's life) is the platform's.
+    """
+    seller.left -= fill.size
+    invariant(seller.left >= 0, "a sell is never charged more than it holds")
+    nominal = fill.quote_amount + buyer_fee
+    charged = min(nominal, buyer.left)
+    buyer.left -= charged
+    return nominal - charged

@@ -95,7 +95,8 @@ class OrderCommands:
             try:
                 logged = sequencer.commit(runtime, Submission(
                     command, user_id, key, fingerprint, new_order=order_row,
-                    new_live=LiveOrder(order_id, user_id, str(command.side)), hold=hold_row,
+                    new_live=LiveOrder(order_id, user_id, str(command.side), left=amount),
+                    hold=hold_row,
                     own_order_id=command.order_id,
                 ))
             except KeyAlreadyUsed:
@@ -143,7 +144,9 @@ class OrderCommands:
                                  str(user_id), size=size, price=price)
             self._check(runtime, command, order_id)
             view = runtime.book.get_order(row.order_id)
-            top_up = holds.amend_top_up(runtime.market, view, size=size, price=price)
+            live = runtime.live[row.order_id]
+            top_up = holds.amend_top_up(runtime.market, view, size=size, price=price,
+                                        left=live.left)
             hold_row = None if top_up == 0 else _hold_row(
                 row.id, row.market, row.hold_asset, top_up,
                 accounts.wallet(user_id, row.hold_asset), accounts.clearing(row.hold_asset),
@@ -151,6 +154,7 @@ class OrderCommands:
             )
             logged = self._x._sequencer.commit(runtime, Submission(
                 command, user_id, key, fingerprint, hold=hold_row, own_order_id=row.order_id,
+                top_up=top_up,
             ))
         return Written(self.view(order_id), False), row.market, logged.seq
 

@@ -161,6 +161,19 @@ def live_orders(connection: Connection, market: str) -> list[Row]:
     ))
 
 
+def lefts_of_live_orders(connection: Connection, market: str) -> dict[UUID, int]:
+    """Each open order's `need_after` in its latest mark: what it has left to be charged."""
+    m = exchange_order_marks
+    rows = connection.execute(
+        select(m.c.order, m.c.need_after)
+        .select_from(m.join(_o, _o.c.id == m.c.order))
+        .where(m.c.market == market, _o.c.status == "open")
+        .distinct(m.c.order)
+        .order_by(m.c.order, m.c.command_seq.desc())
+    )
+    return {row.order: row.need_after for row in rows}
+
+
 def largest_order_id(connection: Connection, market: str) -> int:
     t = exchange_orders
     return connection.execute(

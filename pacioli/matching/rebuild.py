@@ -110,8 +110,9 @@ def _check_prefix(engine: Engine, market: Market, checkpoint: tuple[int, str]) -
 
 def _load_live(connection, market: Market, rebuilt: Rebuilt) -> None:
     book = rebuilt.book
+    lefts = persistence.lefts_of_live_orders(connection, market.symbol)
     for row in persistence.live_orders(connection, market.symbol):
-        rebuilt.live[row.order_id] = LiveOrder(row.id, row.user_id, row.side)
+        rebuilt.live[row.order_id] = LiveOrder(row.id, row.user_id, row.side, lefts[row.id])
         if row.expires_at is not None:
             heapq.heappush(rebuilt.expiries, (micros(row.expires_at), row.order_id))
     live_in_book = {o.order_id for o in book.orders.values()} | set(book.stops)

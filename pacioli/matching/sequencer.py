@@ -85,6 +85,7 @@ class Submission:
     new_live: LiveOrder | None = None  # the placed order, for the live map
     hold: dict[str, Any] | None = None  # an exchange_holds row, status reserving
     own_order_id: int | None = None  # the order the command names
+    top_up: int = 0  # an amend's extra hold, added to what the order has left
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,8 @@ class Sequencer:
         transfer_id = self._hold(submission)
         if submission.new_live is not None:
             runtime.live[submission.command.order_id] = submission.new_live
+        if submission.top_up:
+            runtime.live[submission.own_order_id].left += submission.top_up
         try:
             logged = self._apply_and_log(runtime, submission, transfer_id)
         except BaseException:

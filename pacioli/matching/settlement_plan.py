@@ -23,8 +23,10 @@ began (zero), so the transfer can never pay out what was not posted.
 
 A buy is never charged more than it holds. Fills round their quote amounts and fees up,
 one by one, so a buy filled in many pieces near its limit could owe a few minor units
-more than its hold (sized on the whole); that shortfall comes from the rounding account
-(a platform account), and it is the only thing that does.
+more than its hold (sized on the whole). What each fill charges the buyer is decided
+when the fill is logged (log_entries.py: at most what the order has left), and the rest,
+`buyer_rounding`, comes from the rounding account (a platform account). So every amount
+here is fixed by the log, and no two ways of cutting it into batches move different money.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class FillRecord:
     taker_side: str
     taker_fee: int
     maker_fee: int
+    buyer_rounding: int = 0  # of the buyer's quote amount + fee, what the platform pays
 
     def buyer(self) -> tuple[UUID, UUID, int]:
         """(order, user, fee) of the buying side."""
@@ -130,8 +133,8 @@ class OrderSettlement:
     order: UUID
     asset: str  # what its holds hold: quote for a buy, base for a sell
     posts: tuple[tuple[UUID, int], ...]  # (hold id, amount posted); 0 voids the hold
-    charged: int  # what the order's fills in the batch charge it
-    shortfall: int  # of `charged`, what its holds could not cover (rounding)
+    charged: int  # what the order's fills in the batch charge it (its holds pay it)
+    shortfall: int  # what the rounding account pays for its fills on top
     rehold: NewHold | None
     done: bool  # the batch carries the order's last mark
 
@@ -248,10 +251,13 @@ def plan_batch(
     does not cover its fills (that would be a bug, never a user's mistake).
     """
     charges: dict[UUID, int] = {}
+    rounding: dict[UUID, int] = {}
     for fill in cut.fills:
         buyer, _, buyer_fee = fill.buyer()
         seller, _, _ = fill.seller()
-        charges[buyer] = charges.get(buyer, 0) + fill.quote_amount + buyer_fee
+        charge = fill.quote_amount + buyer_fee - fill.buyer_rounding
+        charges[buyer] = charges.get(buyer, 0) + charge
+        rounding[buyer] = rounding.get(buyer, 0) + fill.buyer_rounding
         charges[seller] = charges.get(seller, 0) + fill.size
     last_mark: dict[UUID, Mark] = {}
     for mark in cut.marks:
@@ -260,7 +266,8 @@ def plan_batch(
     for order in _in_order_of_appearance(cut):
         eligible = [h for h in holds.get(order, ()) if h.created_seq <= cut.holds_through_seq]
         settlement = settle_order(
-            order, eligible, charges.get(order, 0), last_mark.get(order), new_id
+            order, eligible, charges.get(order, 0), last_mark.get(order), new_id,
+            shortfall=rounding.get(order, 0),
         )
         if settlement is not None:
             orders.append(settlement)
@@ -274,12 +281,17 @@ def plan_batch(
 
 def settle_order(
     order: UUID, holds: Sequence[HoldRecord], charged: int, mark: Mark | None,
-    new_id: Callable[[], UUID],
+    new_id: Callable[[], UUID], *, shortfall: int = 0,
 ) -> OrderSettlement | None:
-    """One order's posts and re-hold in a batch, or None when it needs no ledger item."""
+    """One order's posts and re-hold in a batch, or None when it needs no ledger item.
+
+    `charged` is what its fills charge it (net of `shortfall`, the rounding the platform
+    pays for it). Raises InvariantBroken if its holds do not cover that: the log never
+    charges an order more than it has left, so that would be a bug.
+    """
     held = sum(h.amount for h in holds)
-    invariant(bool(holds) or charged == 0, f"order {order} has fills but no hold")
-    posted = min(charged, held)
+    invariant(charged <= held, f"order {order} is charged {charged} but holds {held}")
+    posted = charged
     left = held - posted
     if mark is None:
         rehold_amount = left  # its command's marks are in a later batch: keep everything
@@ -287,7 +299,7 @@ def settle_order(
         rehold_amount = 0
     else:
         rehold_amount = min(left, mark.need_after)
-    if charged == 0 and rehold_amount == held:
+    if charged == 0 and shortfall == 0 and rehold_amount == held:
         return None  # nothing spent, nothing to release
     posts: list[tuple[UUID, int]] = []
     to_post = posted
@@ -302,8 +314,9 @@ def settle_order(
             new_id(), order, template.asset, rehold_amount, template.wallet_account_id,
             template.clearing_account_id,
         )
+    asset = holds[0].asset if holds else ""
     return OrderSettlement(
-        order, holds[0].asset, tuple(posts), charged, charged - posted, rehold,
+        order, asset, tuple(posts), charged, shortfall, rehold,
         done=mark is not None and mark.done,
     )
 
@@ -344,11 +357,8 @@ def trade_transfers(
     posted = {base: 0, quote: 0}
     shortfall = 0
     for settlement in orders:
-        posted[settlement.asset] += sum(amount for _, amount in settlement.posts)
-        invariant(
-            settlement.shortfall == 0 or settlement.asset == quote,
-            f"only a buy's quote hold may fall short (order {settlement.order})",
-        )
+        if settlement.posts:
+            posted[settlement.asset] += sum(amount for _, amount in settlement.posts)
         shortfall += settlement.shortfall
     invariant(
         posted[base] == sum(f.size for f in fills),

@@ -109,7 +109,7 @@ def _fill(row: Row) -> FillRecord:
     return FillRecord(
         row.fill_no, row.command_seq, row.size, row.quote_amount, row.taker_order,
         row.maker_order, row.taker_user_id, row.maker_user_id, row.taker_side, row.taker_fee,
-        row.maker_fee,
+        row.maker_fee, row.buyer_rounding,
     )
 
 

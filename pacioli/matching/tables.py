@@ -136,6 +136,8 @@ exchange_fills = Table(
     Column("taker_side", Text, nullable=False),
     Column("taker_fee", MinorUnits, nullable=False),
     Column("maker_fee", MinorUnits, nullable=False),
+    # Of the buyer's quote amount + fee, what the platform pays (rounding beyond its hold).
+    Column("buyer_rounding", MinorUnits, nullable=False, server_default=text("0")),
     Column("created_at", DateTime(timezone=True), nullable=False),  # the command's ts
     Column("batch_id", Uuid),  # the settlement batch that settles it, once planned
     UniqueConstraint("market", "fill_no"),

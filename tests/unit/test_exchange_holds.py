@@ -90,11 +90,13 @@ def test_an_amend_up_needs_a_top_up_and_an_amend_down_needs_none():
     book = OrderBook(BTC_USD)
     book.apply(limit(1, "ada", Side.BUY, 4_000_000, 50_000))
     view = book.get_order(1)
-    more = amend_top_up(BTC_USD, view, size=80_000, price=None)
-    assert more == buy_limit_need(BTC_USD, 4_000_000, 80_000) - buy_limit_need(
-        BTC_USD, 4_000_000, 50_000)
-    assert amend_top_up(BTC_USD, view, size=20_000, price=None) == 0
-    assert amend_top_up(BTC_USD, view, size=None, price=4_100_000) > 0
+    left = need(BTC_USD, view)
+    more = amend_top_up(BTC_USD, view, size=80_000, price=None, left=left)
+    assert more == buy_limit_need(BTC_USD, 4_000_000, 80_000) - left
+    assert amend_top_up(BTC_USD, view, size=20_000, price=None, left=left) == 0
+    assert amend_top_up(BTC_USD, view, size=None, price=4_100_000, left=left) > 0
+    # What rounding took from what the order had left is held again.
+    assert amend_top_up(BTC_USD, view, size=None, price=None, left=left - 3) == 3
 
 
 def test_a_stop_buy_by_size_cannot_be_held_and_market_orders_are_immediate():

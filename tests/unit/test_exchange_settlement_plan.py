@@ -45,9 +45,9 @@ def hold(order, amount, asset, user, seq=1):
 
 
 def fill(no, seq, taker, maker, *, taker_user, maker_user, side="buy", size=10_000, quote=500,
-         taker_fee=1, maker_fee=1):
+         taker_fee=1, maker_fee=1, buyer_rounding=0):
     return FillRecord(no, seq, size, quote, taker, maker, taker_user, maker_user, side,
-                      taker_fee, maker_fee)
+                      taker_fee, maker_fee, buyer_rounding)
 
 
 def net_by_account(plan):
@@ -112,18 +112,26 @@ def test_without_its_mark_an_order_keeps_everything_it_did_not_spend():
     assert settlement.rehold.amount == 700
 
 
-def test_a_buy_is_never_charged_more_than_it_holds_the_rounding_account_pays_the_rest():
+def test_the_rounding_account_pays_what_the_log_did_not_charge_the_buyer():
     buy, sell = uuid.uuid4(), uuid.uuid4()
     buy_hold, sell_hold = hold(buy, 500, "USD", ADA), hold(sell, 10_000, "BTC", BOB)
-    f = fill(1, 2, buy, sell, taker_user=ADA, maker_user=BOB, quote=500, taker_fee=1)
+    f = fill(1, 2, buy, sell, taker_user=ADA, maker_user=BOB, quote=500, taker_fee=1,
+             buyer_rounding=1)
     spans = [CommandSpan(2, (f,), (Mark(2, buy, 0, True), Mark(2, sell, 0, True)))]
     cut = choose_cut(spans, last_fill_no=0, marks_through_seq=1, hold_counts={})
     plan = plan_batch(cut, first_fill_no=1, holds={buy: [buy_hold], sell: [sell_hold]},
                       accounts=ACCOUNTS, new_id=ids())
     by_order = {o.order: o for o in plan.orders}
-    assert by_order[buy].shortfall == 1
+    assert by_order[buy].shortfall == 1 and by_order[buy].posts == ((buy_hold.id, 500),)
     assert net_by_account(plan)[ROUNDING] == -1
     assert net_by_account(plan)[CLEARING_USD] == -500
+    assert net_by_account(plan)[wallet(BOB, "USD")] == 499  # the seller gets it all
+
+
+def test_an_order_charged_more_than_it_holds_is_a_bug():
+    order = uuid.uuid4()
+    with pytest.raises(InvariantBroken):
+        settle_order(order, [hold(order, 500, "USD", ADA)], 501, None, ids())
 
 
 def test_a_sell_whose_hold_falls_short_is_a_bug():
