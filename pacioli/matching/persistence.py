@@ -22,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Row,
+    and_,
     bindparam,
     delete,
     func,
@@ -164,12 +165,17 @@ def live_orders(connection: Connection, market: str) -> list[Row]:
 def lefts_of_live_orders(connection: Connection, market: str) -> dict[UUID, int]:
     """Each open order's `need_after` in its latest mark: what it has left to be charged."""
     m = exchange_order_marks
-    rows = connection.execute(
-        select(m.c.order, m.c.need_after)
+    latest = (
+        select(m.c.order, func.max(m.c.command_seq).label("seq"))
         .select_from(m.join(_o, _o.c.id == m.c.order))
         .where(m.c.market == market, _o.c.status == "open")
-        .distinct(m.c.order)
-        .order_by(m.c.order, m.c.command_seq.desc())
+        .group_by(m.c.order)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(m.c.order, m.c.need_after).select_from(m.join(
+            latest, and_(m.c.order == latest.c.order, m.c.command_seq == latest.c.seq)
+        )).where(m.c.market == market)
     )
     return {row.order: row.need_after for row in rows}
 
