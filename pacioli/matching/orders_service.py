@@ -10,13 +10,14 @@ recorded, so a retry after funding the wallet may succeed — as in the ledger.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from pacioli.ledger import Written
+from pacioli.ledger import DomainError, Written
 from pacioli.ledger.domain.ids import uuid7
 from pacioli.matching import holds, persistence
-from pacioli.matching.errors import SizeTooSmall, rejection_error
+from pacioli.matching.errors import InvalidOrder, SizeTooSmall, rejection_error
 from pacioli.matching.log_entries import LiveOrder, micros
 from pacioli.matching.orders import AmendOrder, CancelAll, CancelOrder, PlaceOrder, Side
 from pacioli.matching.results import ORDER_NOT_FOUND
@@ -27,6 +28,7 @@ from pacioli.matching.service_errors import (
     OrderNotHoldable,
     OrderNotOpen,
     RequestInProgress,
+    UnknownMarket,
 )
 from pacioli.matching.views import OrderRequest, OrderView, request_hash
 
@@ -78,16 +80,8 @@ class OrderCommands:
             clearing = self._x._accounts.clearing(hold_asset)
             order_id = uuid7()
             now = self._x._clock()
-            order_row = {
-                "id": order_id, "market": market.symbol, "order_id": command.order_id,
-                "user_id": user_id, "side": str(command.side), "type": str(command.type),
-                "time_in_force": str(command.tif), "post_only": command.post_only,
-                "stp": str(command.stp), "price": request.price, "size": request.size,
-                "funds": request.funds, "stop_price": request.stop_price,
-                "expires_at": request.expires_at, "status": "new", "hold_asset": hold_asset,
-                "idempotency_key": key, "request_hash": fingerprint, "created_at": now,
-                "updated_at": now,
-            }
+            order_row = _order_row(order_id, market.symbol, command, request, hold_asset,
+                                   user_id, key, now, fingerprint)
             hold_row = None if amount == 0 else _hold_row(
                 order_id, market.symbol, hold_asset, amount, wallet, clearing, runtime.next_seq
             )
@@ -105,6 +99,76 @@ class OrderCommands:
             if command.expires_at is not None:
                 heapq.heappush(runtime.expiries, (command.expires_at, command.order_id))
         return Written(self.view(order_id), False), market.symbol, logged.seq
+
+    def place_many(self, symbol: str,
+                   entries: Sequence[tuple[UUID, OrderRequest, str]]) -> list[Written | Exception]:
+        """Place many limit orders in one market at once (see Exchange.place_orders)."""
+        runtime = self._x.runtime(symbol)
+        market = runtime.market
+        answers: list[Written | Exception | None] = [None] * len(entries)
+        hashes = [request.request_hash() for _, request, _ in entries]
+        with self._x._engine.connect() as connection:
+            used = persistence.keys_used(connection, [(u, k) for u, _, k in entries])
+        for index, (user_id, request, key) in enumerate(entries):
+            if request.market != symbol:
+                answers[index] = UnknownMarket(f"{request.market!r} is not {symbol!r}")
+            elif not bulk_placeable(request):
+                answers[index] = InvalidOrder(
+                    "place_orders takes limit orders that are not post-only or fok")
+            elif (user_id, key) in used:
+                try:
+                    answers[index] = Written(
+                        self._replayed_place(user_id, key, hashes[index]), True)
+                except DomainError as refused:
+                    answers[index] = refused
+        accounts = self._x._accounts
+        with runtime.lock:
+            sequencer = self._x._sequencer
+            submissions, positions = [], []
+            for index, (user_id, request, key) in enumerate(entries):
+                if answers[index] is not None:
+                    continue
+                command = PlaceOrder(
+                    sequencer.next_ts(runtime), runtime.next_order_id, str(user_id),
+                    request.side, "limit", size=request.size, price=request.price,
+                    tif=request.time_in_force,
+                    expires_at=None if request.expires_at is None else micros(request.expires_at),
+                    stp=request.stp,
+                )
+                reject = runtime.book.check(command)
+                if reject is not None:
+                    answers[index] = rejection_error(reject)
+                    continue
+                runtime.next_order_id += 1
+                asset = market.base if command.side == Side.SELL else market.quote
+                amount = holds.place_hold(market, command)
+                order_id = uuid7()
+                now = self._x._clock()
+                submissions.append(Submission(
+                    command, user_id, key, hashes[index],
+                    new_order=_order_row(order_id, market.symbol, command, request, asset,
+                                         user_id, key, now, hashes[index]),
+                    new_live=LiveOrder(order_id, user_id, str(command.side), left=amount),
+                    hold=_hold_row(order_id, market.symbol, asset, amount,
+                                   accounts.wallet(user_id, asset), accounts.clearing(asset),
+                                   runtime.next_seq),
+                    own_order_id=command.order_id,
+                ))
+                positions.append(index)
+            results = sequencer.commit_many(runtime, submissions) if submissions else []
+            for index, submission, result in zip(positions, submissions, results, strict=True):
+                if isinstance(result, KeyAlreadyUsed):
+                    user_id, _, key = entries[index]
+                    result = Written(self._replayed_place(user_id, key, hashes[index]), True)
+                elif not isinstance(result, Exception):
+                    expires = submission.command.expires_at
+                    if expires is not None:
+                        heapq.heappush(runtime.expiries, (expires, submission.command.order_id))
+                    result = submission.new_order["id"]
+                answers[index] = result
+        placed = [a for a in answers if isinstance(a, UUID)]
+        views = {view.id: view for view in self.views(placed)}
+        return [Written(views[a], False) if isinstance(a, UUID) else a for a in answers]
 
     def _hold_amount(self, runtime: MarketRuntime, command: PlaceOrder,
                      request: OrderRequest) -> int:
@@ -237,6 +301,26 @@ class OrderCommands:
         if isinstance(value, list):
             return Written(self.views([v.id for v in value]), written.replayed)
         return Written(self.view(value.id), written.replayed)
+
+
+def bulk_placeable(request: OrderRequest) -> bool:
+    """Whether an order's checks depend on nothing but itself (so many can go at once)."""
+    return (request.type == "limit" and not request.post_only
+            and request.time_in_force != "fok" and request.funds is None
+            and request.stop_price is None)
+
+
+def _order_row(order_id, market, command, request, hold_asset, user_id, key, now,
+               fingerprint) -> dict:
+    return {
+        "id": order_id, "market": market, "order_id": command.order_id, "user_id": user_id,
+        "side": str(command.side), "type": str(command.type), "time_in_force": str(command.tif),
+        "post_only": command.post_only, "stp": str(command.stp), "price": request.price,
+        "size": request.size, "funds": request.funds, "stop_price": request.stop_price,
+        "expires_at": request.expires_at, "status": "new", "hold_asset": hold_asset,
+        "idempotency_key": key, "request_hash": fingerprint, "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _hold_row(order_id, market, asset, amount, wallet, clearing, seq) -> dict:

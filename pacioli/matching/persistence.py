@@ -29,6 +29,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -98,17 +99,49 @@ def discard_intent(
         )
 
 
+def insert_intents(connection: Connection, orders: list[dict[str, Any]],
+                   holds: list[dict[str, Any]]) -> set[UUID]:
+    """`insert_intent` for many: one statement per table. The ids of the orders recorded
+    (an order whose key names one already is not; neither is its hold)."""
+    recorded: set[UUID] = set()
+    if orders:
+        recorded.update(connection.execute(
+            pg_insert(exchange_orders)
+            .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+            .returning(exchange_orders.c.id),
+            orders,
+        ).scalars())
+    _insert_rows(connection, exchange_holds, [h for h in holds if h["order"] in recorded])
+    return recorded
+
+
+def _insert_rows(connection: Connection, table, rows: list[dict[str, Any]]) -> None:
+    """One executemany: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues"),
+    a cached statement per batch of rows, within PostgreSQL's parameter limit."""
+    if rows:
+        connection.execute(insert(table), rows)
+
+
 def write_log(connection: Connection, entry: LogEntry) -> None:
     """Append one command to its market's log with everything it changed."""
-    connection.execute(insert(exchange_commands).values(**entry.command))
-    if entry.fills:
-        connection.execute(insert(exchange_fills), entry.fills)
-    if entry.marks:
-        connection.execute(insert(exchange_order_marks), entry.marks)
-    if entry.order_changes:
-        connection.execute(_ORDER_CHANGE, entry.order_changes)
-    if entry.opened_holds:
-        connection.execute(_HOLD_OPENED, entry.opened_holds)
+    write_logs(connection, [entry])
+
+
+def write_logs(connection: Connection, entries: Sequence[LogEntry]) -> None:
+    """Append commands to their market's log, in order: one statement per table."""
+    commands = [entry.command for entry in entries]
+    fills = [fill for entry in entries for fill in entry.fills]
+    marks = [mark for entry in entries for mark in entry.marks]
+    changes = [change for entry in entries for change in entry.order_changes]
+    opened = [hold for entry in entries for hold in entry.opened_holds]
+    _insert_rows(connection, exchange_commands, commands)
+    _insert_rows(connection, exchange_fills, fills)
+    _insert_rows(connection, exchange_order_marks, marks)
+    if changes:
+        # An order touched by several of these commands changes once per command, in order.
+        connection.execute(_ORDER_CHANGE, changes)
+    if opened:
+        connection.execute(_HOLD_OPENED, opened)
 
 
 _o = exchange_orders
@@ -201,6 +234,22 @@ def order_by_key(connection: Connection, user_id: UUID, key: str) -> Row | None:
     return connection.execute(
         select(_o).where(_o.c.user_id == user_id, _o.c.idempotency_key == key)
     ).first()
+
+
+def keys_used(connection: Connection, pairs: Sequence[tuple[UUID, str]]) -> set[tuple]:
+    """Which (user, Idempotency-Key) pairs name an order or a command already."""
+    if not pairs:
+        return set()
+    c = exchange_commands
+    used = {tuple(row) for row in connection.execute(
+        select(_o.c.user_id, _o.c.idempotency_key)
+        .where(tuple_(_o.c.user_id, _o.c.idempotency_key).in_(pairs))
+    )}
+    used |= {tuple(row) for row in connection.execute(
+        select(c.c.user_id, c.c.idempotency_key)
+        .where(tuple_(c.c.user_id, c.c.idempotency_key).in_(pairs))
+    )}
+    return used
 
 
 def command_by_key(connection: Connection, user_id: UUID, key: str) -> Row | None:

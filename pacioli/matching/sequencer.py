@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 # is small, and for every HASH_EVERY-th command otherwise.
 HASH_SMALL_BOOK = 256
 HASH_EVERY = 64
+HOLDS_CONCURRENT_MAX = 32
 
 
 @dataclass(slots=True)
@@ -107,6 +109,12 @@ class Sequencer:
         self._client_id = client_id
         self._clock = clock
         self._on_logged = on_logged
+        # Holds of a bulk placement go to the ledger at once (commit_many).
+        self._holds_pool = ThreadPoolExecutor(max_workers=HOLDS_CONCURRENT_MAX,
+                                              thread_name_prefix="exchange-hold")
+
+    def close(self) -> None:
+        self._holds_pool.shutdown(wait=True)
 
     def next_ts(self, runtime: MarketRuntime) -> int:
         """The clock in µs, never behind the market's last command."""
@@ -125,7 +133,8 @@ class Sequencer:
         if submission.top_up:
             runtime.live[submission.own_order_id].left += submission.top_up
         try:
-            logged = self._apply_and_log(runtime, submission, transfer_id)
+            logged, entry = self._apply(runtime, submission, transfer_id)
+            self._write([entry])
         except BaseException:
             if submission.new_live is not None:
                 runtime.live.pop(submission.command.order_id, None)
@@ -135,6 +144,65 @@ class Sequencer:
         self._on_logged(runtime.market.symbol)
         return logged
 
+    def commit_many(self, runtime: MarketRuntime,
+                    submissions: list[Submission]) -> list[Logged | Exception]:
+        """Run many placements at once; the caller holds `runtime.lock`.
+
+        The same path as `commit`, each step done for all of them together: their intents
+        in one transaction, their holds asked of the ledger concurrently (it gathers them
+        into shared transactions; each is refused or made on its own), the book applies
+        those held in order, and their log entries commit in one transaction. Only for
+        commands whose checks do not depend on the others (the caller's business).
+        Each answer is the command's `Logged`, or the exception that refused it.
+        """
+        if runtime.broken:
+            raise LedgerUnavailable(f"{runtime.market.symbol} is being recovered; retry later")
+        answers: list[Logged | Exception | None] = [None] * len(submissions)
+        with self._engine.begin() as connection:
+            recorded = persistence.insert_intents(
+                connection, [s.new_order for s in submissions],
+                [s.hold for s in submissions if s.hold is not None],
+            )
+        for index, submission in enumerate(submissions):
+            if submission.new_order["id"] not in recorded:
+                answers[index] = KeyAlreadyUsed()
+        holding = [i for i, s in enumerate(submissions) if answers[i] is None and s.hold]
+        transfer_ids = dict(zip(holding, self._holds_pool.map(
+            lambda i: self._try_hold(submissions[i]), holding), strict=True))
+        refused = {i: t for i, t in transfer_ids.items() if isinstance(t, Exception)}
+        if refused:
+            with self._engine.begin() as connection:
+                for index in refused:
+                    _discard(connection, submissions[index])
+            for index, error in refused.items():
+                answers[index] = error
+        runnable = [i for i in range(len(submissions)) if answers[i] is None]
+        entries, logged = [], []
+        try:
+            for index in runnable:
+                submission = submissions[index]
+                if submission.new_live is not None:
+                    runtime.live[submission.command.order_id] = submission.new_live
+                done, entry = self._apply(runtime, submission, transfer_ids.get(index))
+                answers[index] = done
+                entries.append(entry)
+                logged.append(done)
+            self._write(entries)
+        except BaseException:
+            self._recover(runtime)
+            raise
+        for done in logged:
+            runtime.feed.publish(done.result.md)
+        if logged:
+            self._on_logged(runtime.market.symbol)
+        return answers  # type: ignore[return-value]
+
+    def _try_hold(self, submission: Submission) -> UUID | Exception:
+        try:
+            return self._ledger_hold(submission.hold)
+        except (DomainError, LedgerUnavailable) as refused:
+            return refused
+
     def _hold(self, submission: Submission) -> UUID | None:
         if submission.new_order is None and submission.hold is None:
             return None
@@ -143,29 +211,35 @@ class Sequencer:
                 connection, order=submission.new_order, hold=submission.hold
             ):
                 raise KeyAlreadyUsed()
-        hold = submission.hold
-        if hold is None:
+        if submission.hold is None:
             return None
+        try:
+            return self._ledger_hold(submission.hold)
+        except (DomainError, LedgerUnavailable):
+            with self._engine.begin() as connection:
+                _discard(connection, submission)
+            raise
+
+    def _ledger_hold(self, hold: dict[str, Any]) -> UUID:
         spec = hold_spec(
             wallet_account_id=hold["wallet_account_id"],
             clearing_account_id=hold["clearing_account_id"], asset=hold["asset"],
             amount=hold["amount"], order=hold["order"], hold_id=hold["id"],
         )
-        try:
-            return self._ledger.transfer_batch(
-                [spec], idempotency_key=rebuild.hold_key(hold["id"]), client_id=self._client_id
-            ).value[0].id
-        except (DomainError, LedgerUnavailable):
-            order = submission.new_order
-            with self._engine.begin() as connection:
-                persistence.discard_intent(
-                    connection, order_id=None if order is None else order["id"],
-                    hold_id=hold["id"],
-                )
-            raise
+        return self._ledger.transfer_batch(
+            [spec], idempotency_key=rebuild.hold_key(hold["id"]), client_id=self._client_id
+        ).value[0].id
 
-    def _apply_and_log(self, runtime: MarketRuntime, submission: Submission,
-                       transfer_id: UUID | None) -> Logged:
+    def _write(self, entries: list) -> None:
+        with self._engine.begin() as connection:
+            persistence.write_logs(connection, entries)
+
+    def _apply(self, runtime: MarketRuntime, submission: Submission,
+               transfer_id: UUID | None) -> tuple[Logged, Any]:
+        """Apply the command and build its log entry; the market's counters move on.
+
+        Past this point the entry must be written, or the market rebuilt (`_recover`).
+        """
         command = submission.command
         book = runtime.book
         result = book.apply(command)
@@ -193,14 +267,12 @@ class Sequencer:
         if transfer_id is not None:
             entry.opened_holds.append({"b_id": submission.hold["id"],
                                        "b_transfer_id": transfer_id})
-        with self._engine.begin() as connection:
-            persistence.write_log(connection, entry)
         runtime.next_seq = seq + 1
         runtime.fill_no += len(result.fills)
         runtime.last_ts = max(runtime.last_ts, command.ts)
         for done in result.done:
             runtime.live.pop(done.order_id, None)
-        return Logged(seq, result, orders)
+        return Logged(seq, result, orders), entry
 
     def _recover(self, runtime: MarketRuntime) -> None:
         """Bring the book back to what the log says, undoing this market's intents."""
@@ -214,6 +286,14 @@ class Sequencer:
             runtime.broken = True
             log.exception("rebuilding the market failed; it refuses commands until restart",
                           extra={"market": symbol})
+
+
+def _discard(connection, submission: Submission) -> None:
+    order = submission.new_order
+    persistence.discard_intent(
+        connection, order_id=None if order is None else order["id"],
+        hold_id=None if submission.hold is None else submission.hold["id"],
+    )
 
 
 def _answer(runtime: MarketRuntime, submission: Submission, result: Result) -> list[UUID]:

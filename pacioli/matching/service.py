@@ -142,6 +142,7 @@ class Exchange:
         if self._settler is not None:
             self._settler.close()
             self._settler = None
+        self._sequencer.close()
         self._runtimes.clear()
         self._locks.release()
 
@@ -208,6 +209,25 @@ class Exchange:
         InsufficientFunds, IdempotencyKeyReusedForOrder, RequestInProgress.
         """
         return self._settled(self._orders.place(user_id, request, idempotency_key))
+
+    def place_orders(
+        self, symbol: str, entries: Sequence[tuple[UUID, OrderRequest, str]]
+    ) -> list[Written[OrderView] | Exception]:
+        """Place many limit orders in one market at once: (user, request, idempotency key)
+        each, answered in order with the order or the refusal (raised by `place_order`).
+
+        The same path as `place_order` — each order held, applied, logged, with the same
+        refusals and idempotency — done for all of them together: one transaction for
+        their intents, their holds asked of the ledger concurrently, one for their log
+        entries. Only limit orders that are not post-only or FOK (whose checks depend on
+        nothing but themselves, so it cannot matter that they are checked together).
+        """
+        answers = self._orders.place_many(symbol, entries)
+        if self._settle_wait_s > 0 and self._settler is not None:
+            self._wake.set()
+            self._settler.wait_settled(symbol, self.runtime(symbol).next_seq - 1,
+                                       self._settle_wait_s)
+        return answers
 
     def amend_order(self, user_id: UUID, order_id: UUID, *, size: int | None = None,
                     price: int | None = None, idempotency_key: str) -> Written[OrderView]:

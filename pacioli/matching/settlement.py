@@ -22,6 +22,7 @@ before the next batch, which may post them, is planned.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -29,11 +30,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from sqlalchemy import Engine
 
 from pacioli.ledger import Ledger, PostPending, TransferSpec, VoidPending, credit, debit
+from pacioli.ledger.domain.errors import invariant
 from pacioli.ledger.domain.ids import uuid7
 from pacioli.matching import settlement_store as store
 from pacioli.matching.market import Market
@@ -54,7 +56,7 @@ log = logging.getLogger(__name__)
 EXCHANGE_CLIENT_ID = "exchange"
 WINDOW_COMMANDS_MAX = 2000  # commands read from the log per window
 WINDOW_FILLS_MAX = 10000  # fills read per window
-CUT_TRIES = (384, 256, 192)  # item bounds tried before the safe one (see _fitting_cut)
+CUT_BOUND_MAX = 1024  # the largest item bound a cut is tried with (see _fitting_cut)
 
 
 def settle_key(batch_id: UUID) -> str:
@@ -92,6 +94,7 @@ class MarketSettlement:
     unrecorded: int = 0  # batches planned and not yet recorded
     settled_when_recorded: int = 0  # a position to call settled once they all are
     needs_resume: bool = True  # load from the database (and finish planned batches) first
+    bound_ratio: float = 2.0  # cut bound / items it turned out to need (see _fitting_cut)
 
 
 class Settler:
@@ -110,6 +113,7 @@ class Settler:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._settled = threading.Condition()
         self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exchange-post")
+        self.stats = PostStats()
 
     def close(self) -> None:
         self._poster.shutdown(wait=True)
@@ -201,14 +205,11 @@ class Settler:
         `may_read`, when the window read ahead is used up: reading it again must wait
         until every batch planned is recorded, or the holds read would be stale)."""
         while True:
-            cut = self._cut(state, may_read=may_read)
-            if cut is None:
+            batch_id = uuid7()
+            plan = self._cut(state, rehold_ids(batch_id), may_read=may_read)
+            if plan is None:
                 return None
             position = state.position
-            plan = plan_batch(
-                cut, first_fill_no=position.last_fill_no + 1, holds=state.holds,
-                accounts=state.accounts, new_id=uuid7,
-            )
             _advance(state, plan)
             if plan.item_count == 0 and plan.fill_count == 0:
                 # Nothing to post (orders that only rested, say): move past it in memory.
@@ -221,7 +222,7 @@ class Settler:
                 else:
                     self._mark_settled(state, plan.marks_through_seq)
                 continue
-            planned = Planned(uuid7(), position.number + 1, plan)
+            planned = Planned(batch_id, position.number + 1, plan)
             store.insert_planned(self._engine, state.market.symbol, planned.id,
                                  planned.number, plan, now=self._clock())
             state.position = Position(planned.number, plan.last_fill_no,
@@ -229,7 +230,9 @@ class Settler:
             state.unrecorded += 1
             return planned
 
-    def _cut(self, state: MarketSettlement, *, may_read: bool):
+    def _cut(self, state: MarketSettlement, new_id: Callable[[], UUID], *,
+             may_read: bool) -> BatchPlan | None:
+        """The plan of the next cut of the stream (reading the window again if used up)."""
         position = state.position
         for attempt in range(2):
             if not state.spans or attempt:
@@ -238,33 +241,40 @@ class Settler:
                 self._read_window(state)
             if not state.spans:
                 return None
-            cut = self._fitting_cut(state, position)
-            if cut is not None:
-                return cut
+            plan = self._fitting_plan(state, position, new_id)
+            if plan is not None:
+                return plan
         return None
 
-    def _fitting_cut(self, state: MarketSettlement, position: Position):
-        """The longest cut whose plan fits one linked batch.
+    def _fitting_plan(self, state: MarketSettlement, position: Position,
+                      new_id: Callable[[], UUID]) -> BatchPlan | None:
+        """The plan of a long cut that fits one linked batch.
 
         `choose_cut`'s bound counts two items for every order touched, which most orders
         do not need (a filled order posts once, a resting one needs nothing), so a cut
-        sized by it fills the batch to about a third. Cuts sized for more are tried first
-        and kept if their plan fits; the bound itself is the last resort, and always fits.
+        sized by it fills the batch to about a third. So a cut is tried with a larger
+        bound, aimed by how the last one turned out, and kept if its plan fits; a plan
+        that does not fit shrinks the bound, down to the safe one, which always fits.
         """
         counts = {order: len(holds) for order, holds in state.holds.items()}
-        for items_max in (*CUT_TRIES, ITEMS_MAX):
+        bound = min(CUT_BOUND_MAX, max(ITEMS_MAX, int(ITEMS_MAX * state.bound_ratio)))
+        while True:
             cut = choose_cut(
                 state.spans, last_fill_no=position.last_fill_no,
                 marks_through_seq=position.marks_through_seq, hold_counts=counts,
-                items_max=items_max,
+                items_max=bound,
             )
-            if cut is None or items_max == ITEMS_MAX:
-                return cut
-            trial = plan_batch(cut, first_fill_no=position.last_fill_no + 1, holds=state.holds,
-                               accounts=state.accounts, new_id=uuid7)
-            if trial.item_count <= ITEMS_MAX:
-                return cut
-        return None
+            if cut is None:
+                return None
+            plan = plan_batch(cut, first_fill_no=position.last_fill_no + 1, holds=state.holds,
+                              accounts=state.accounts, new_id=new_id)
+            if plan.item_count <= ITEMS_MAX:
+                # Aim the next cut by what this one needed per item the bound counted.
+                used = max(plan.item_count, 1) / bound
+                state.bound_ratio = max(1.0, 0.9 / used)
+                return plan
+            invariant(bound > ITEMS_MAX, "a cut within the safe bound fits a linked batch")
+            bound = max(ITEMS_MAX, bound * ITEMS_MAX // plan.item_count)
 
     def _read_window(self, state: MarketSettlement) -> None:
         position = state.position
@@ -283,10 +293,13 @@ class Settler:
 
     def _post(self, state: MarketSettlement, planned: Planned) -> list:
         """Post the batch in the ledger (a replay, if it was posted before a crash)."""
-        return self._ledger.linked_batch(
-            self._items(state, planned), idempotency_key=settle_key(planned.id),
-            client_id=EXCHANGE_CLIENT_ID,
+        items = self._items(state, planned)
+        started = time.perf_counter()
+        transfers = self._ledger.linked_batch(
+            items, idempotency_key=settle_key(planned.id), client_id=EXCHANGE_CLIENT_ID,
         ).value
+        self.stats.record(len(items), time.perf_counter() - started)
+        return transfers
 
     def _record(self, state: MarketSettlement, planned: Planned, transfers: list) -> None:
         reholds = _rehold_transfer_ids(planned.plan, transfers)
@@ -346,6 +359,13 @@ def _advance(state: MarketSettlement, plan: BatchPlan) -> None:
         state.holds[order.order] = kept
 
 
+def rehold_ids(batch_id: UUID) -> Callable[[], UUID]:
+    """Ids for a batch's re-holds: derived from the batch's (uuid5), so no randomness per
+    hold (a batch makes a hundred) and unique as the batch id is."""
+    counter = itertools.count()
+    return lambda: uuid5(batch_id, str(next(counter)))
+
+
 def _remember_reholds(state: MarketSettlement, plan: BatchPlan, transfers: list) -> None:
     state.hold_transfers.update(_rehold_transfer_ids(plan, transfers))
 
@@ -364,20 +384,44 @@ def _rehold_transfer_ids(plan: BatchPlan, transfers) -> dict[UUID, UUID]:
 
 
 def _after(spans: list[CommandSpan], plan: BatchPlan) -> list[CommandSpan]:
-    """The spans that still hold something unsettled after `plan`."""
-    left = []
-    for span in spans:
-        if span.seq <= plan.marks_through_seq:
-            continue
-        fills = tuple(f for f in span.fills if f.fill_no > plan.last_fill_no)
-        left.append(CommandSpan(span.seq, fills, span.marks, span.complete))
-    return left
+    """The spans that still hold something unsettled after `plan` (only the head of the
+    window changes: the spans it settled go, a span it settled in part is trimmed)."""
+    start = 0
+    while start < len(spans) and spans[start].seq <= plan.marks_through_seq:
+        start += 1
+    if start == len(spans):
+        return []
+    head = spans[start]
+    if head.fills and head.fills[0].fill_no <= plan.last_fill_no:
+        fills = tuple(f for f in head.fills if f.fill_no > plan.last_fill_no)
+        return [CommandSpan(head.seq, fills, head.marks, head.complete), *spans[start + 1:]]
+    return spans[start:]
+
+
+@dataclass(slots=True)
+class PostStats:
+    """What the settler's ledger posts took, since it started (for the bench)."""
+
+    batches: int = 0
+    items: int = 0
+    seconds: float = 0.0
+
+    def record(self, items: int, seconds: float) -> None:
+        self.batches += 1
+        self.items += items
+        self.seconds += seconds
 
 
 @dataclass(frozen=True, slots=True)
 class SettlementRun:
+    """A timed settlement: `fills` in `seconds` of wall time, in `batches` linked batches
+    of `items` ledger items, whose posts took `ledger_seconds` of it."""
+
     fills: int
     seconds: float
+    batches: int = 0
+    items: int = 0
+    ledger_seconds: float = 0.0
 
     @property
     def fills_per_second(self) -> float:
@@ -393,6 +437,10 @@ def settled_fills_per_second(settler: Settler) -> SettlementRun:
     records batches until the log is settled, and returns the fills settled and the
     wall time taken. `Exchange.settled_fills_per_second()` calls it.
     """
+    before = PostStats(settler.stats.batches, settler.stats.items, settler.stats.seconds)
     started = time.perf_counter()
     fills = settler.settle_pending()
-    return SettlementRun(fills, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    after = settler.stats
+    return SettlementRun(fills, seconds, after.batches - before.batches,
+                         after.items - before.items, after.seconds - before.seconds)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import Engine, Row, bindparam, func, insert, select, update
+from sqlalchemy import Engine, Row, func, insert, select, update
 
 from pacioli.ledger.domain.errors import invariant
 from pacioli.ledger.domain.ids import uuid7
@@ -180,12 +180,6 @@ def insert_planned(
             )
 
 
-_RESOLVE = (
-    update(_h).where(_h.c.id == bindparam("b_id"), _h.c.status == "open")
-    .values(status="resolved", resolved_by_batch=bindparam("b_batch"))
-)
-
-
 def record_posted(
     engine: Engine, market: Market, batch_id: UUID, plan: BatchPlan,
     reholds: dict[UUID, UUID], *, now: datetime,
@@ -199,10 +193,12 @@ def record_posted(
         ).rowcount
         if not marked:
             return
-        resolved = [{"b_id": hold, "b_batch": batch_id}
-                    for order in plan.orders for hold, _ in order.posts]
+        resolved = [hold for order in plan.orders for hold, _ in order.posts]
         if resolved:
-            connection.execute(_RESOLVE, resolved)
+            connection.execute(
+                update(_h).where(_h.c.id.in_(resolved), _h.c.status == "open")
+                .values(status="resolved", resolved_by_batch=batch_id)
+            )
         new_holds = [
             {"id": o.rehold.id, "order": o.order, "market": market.symbol,
              "asset": o.rehold.asset, "amount": o.rehold.amount,
@@ -243,5 +239,5 @@ def _announce_filled(connection, market: Market, done_orders: list[UUID]) -> Non
             },
         })
     if events:
-        # The rows `append_event` writes, all in one statement (a batch finishes many).
+        # The rows `append_event` writes, in one executemany (a batch finishes many).
         connection.execute(insert(outbox), events)

@@ -147,3 +147,37 @@ def test_an_expired_gtt_order_releases_its_hold(engine, ledger):
         assert venue.wallet(ada, quote) == (1_000_000, 1_000_000)
     finally:
         venue.exchange.close()
+
+
+def test_many_orders_placed_at_once_are_held_matched_and_answered_in_order(venue):
+    users = [uuid.uuid4() for _ in range(4)]
+    base, quote = venue.market.base, venue.market.quote
+    for user in users[:3]:
+        venue.fund(user, 10_000_000, quote)
+        venue.fund(user, 10_000_000, base)
+    poor = users[3]
+    venue.fund(poor, 100, quote)
+    entries = [
+        (users[0], limit(venue, "sell", 5_000_000, 1_000_000), "a"),
+        (users[1], limit(venue, "buy", 5_000_000, 400_000), "b"),
+        (poor, limit(venue, "buy", 5_000_000, 400_000), "c"),  # cannot cover the hold
+        (users[2], limit(venue, "buy", 5_000_001, 400_000), "d"),
+        (users[2], limit(venue, "buy", 5_000_000, 400_000, post_only=True), "e"),
+        (users[1], limit(venue, "buy", 5_000_000, 400_000), "b"),  # the same key again
+        (users[1], limit(venue, "buy", 5_000_005, 123), "f"),  # off the size grid
+    ]
+    answers = venue.exchange.place_orders(venue.market.symbol, entries)
+
+    assert [type(a).__name__ for a in answers] == [
+        "Written", "Written", "InsufficientFunds", "Written", "InvalidOrder", "Written",
+        "InvalidSize"]
+    sell, buy, _, second_buy, _, again, _ = answers
+    assert sell.value.status == "open" and sell.value.filled_size == 800_000
+    assert buy.value.done_reason == "filled" and second_buy.value.done_reason == "filled"
+    assert again.replayed and again.value.id == buy.value.id
+    venue.exchange.settle_pending()
+    assert venue.wallet(poor, quote) == (100, 100)
+    assert venue.wallet(users[1], base)[0] == 10_000_000 + 400_000
+    assert venue.wallet(users[0], base) == (10_000_000 - 800_000, 10_000_000 - 1_000_000)
+    # Fills are in the order placed, at the maker's price.
+    assert venue.wallet(users[2], quote)[0] == 10_000_000 - 20_000 - 40
