@@ -18,10 +18,14 @@ so no hold can be sized for it (place it by funds, or as a stop limit).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
+from pacioli.ledger.domain.model import Direction, Leg, TransferSpec
 from pacioli.matching.market import Market
 from pacioli.matching.orders import OrderType, OrderView, PlaceOrder, Side, TimeInForce
 from pacioli.matching.refusals import due_time, gone
+
+HOLD_FLOW = "exchange_hold"  # the metadata `flow` of every hold's pending transfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,4 +147,20 @@ def immediate(command: PlaceOrder) -> bool:
     """Whether the order cannot outlive its command (market, IOC or FOK)."""
     return OrderType(command.type) is OrderType.MARKET or TimeInForce(command.tif) in (
         TimeInForce.IOC, TimeInForce.FOK
+    )
+
+
+def hold_spec(
+    *, wallet_account_id: UUID, clearing_account_id: UUID, asset: str, amount: int,
+    order: UUID, hold_id: UUID,
+) -> TransferSpec:
+    """The pending transfer that holds an order's funds (first hold, top-up or re-hold).
+
+    One function builds it everywhere, so a retry after a crash is the same request.
+    """
+    return TransferSpec(
+        (Leg(wallet_account_id, Direction.DEBIT, amount, asset),
+         Leg(clearing_account_id, Direction.CREDIT, amount, asset)),
+        {"flow": HOLD_FLOW, "order_id": str(order), "hold_id": str(hold_id)},
+        pending=True,
     )

@@ -25,9 +25,9 @@ from pacioli.ledger import DomainError, Ledger
 from pacioli.ledger.domain.errors import invariant
 from pacioli.matching import codec, persistence
 from pacioli.matching.book import OrderBook
+from pacioli.matching.holds import hold_spec
 from pacioli.matching.log_entries import LiveOrder, micros
 from pacioli.matching.market import Market
-from pacioli.matching.settlement_plan import hold_spec
 
 log = logging.getLogger(__name__)
 

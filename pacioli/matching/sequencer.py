@@ -34,11 +34,11 @@ from pacioli.ledger.domain.errors import invariant
 from pacioli.matching import codec, persistence, rebuild
 from pacioli.matching.book import OrderBook
 from pacioli.matching.feed import MarketFeed
+from pacioli.matching.holds import hold_spec
 from pacioli.matching.log_entries import LiveOrder, build_entry, micros
 from pacioli.matching.market import Market
 from pacioli.matching.orders import Command
 from pacioli.matching.results import CANCELLED, Result
-from pacioli.matching.settlement_plan import hold_spec
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,13 @@ class Sequencer:
         """
         if runtime.broken:
             raise LedgerUnavailable(f"{runtime.market.symbol} is being recovered; retry later")
-        transfer_id = self._hold(submission)
+        try:
+            transfer_id = self._hold(submission)
+        except (KeyAlreadyUsed, DomainError, LedgerUnavailable):
+            raise  # nothing is left behind: refusals discard their intent
+        except BaseException:
+            self._undo_intents(runtime)  # a hold may exist without anyone knowing
+            raise
         if submission.new_live is not None:
             runtime.live[submission.command.order_id] = submission.new_live
         if submission.top_up:
@@ -167,8 +173,12 @@ class Sequencer:
             if submission.new_order["id"] not in recorded:
                 answers[index] = KeyAlreadyUsed()
         holding = [i for i, s in enumerate(submissions) if answers[i] is None and s.hold]
-        transfer_ids = dict(zip(holding, self._holds_pool.map(
-            lambda i: self._try_hold(submissions[i]), holding), strict=True))
+        try:
+            transfer_ids = dict(zip(holding, self._holds_pool.map(
+                lambda i: self._try_hold(submissions[i]), holding), strict=True))
+        except BaseException:
+            self._undo_intents(runtime)
+            raise
         refused = {i: t for i, t in transfer_ids.items() if isinstance(t, Exception)}
         if refused:
             with self._engine.begin() as connection:
@@ -273,6 +283,16 @@ class Sequencer:
         for done in result.done:
             runtime.live.pop(done.order_id, None)
         return Logged(seq, result, orders), entry
+
+    def _undo_intents(self, runtime: MarketRuntime) -> None:
+        """After an unexpected failure between intent and log: void this market's intents'
+        holds (the book did not change), or stop the market if even that fails."""
+        try:
+            rebuild.undo_intents(self._engine, self._ledger, {runtime.market.symbol})
+        except Exception:
+            runtime.broken = True
+            log.exception("undoing the market's intents failed; it refuses commands until "
+                          "restart", extra={"market": runtime.market.symbol})
 
     def _recover(self, runtime: MarketRuntime) -> None:
         """Bring the book back to what the log says, undoing this market's intents."""

@@ -41,12 +41,12 @@ from pacioli.matching.service_errors import (
 )
 from pacioli.matching.settlement import (
     EXCHANGE_CLIENT_ID,
-    MarketSettlement,
     SettlementRun,
     Settler,
     settled_fills_per_second,
 )
-from pacioli.matching.settlement_plan import MarketAccounts
+from pacioli.matching.settlement_records import MarketAccounts
+from pacioli.matching.settlement_state import MarketSettlement
 from pacioli.matching.views import FillView, OrderRequest, OrderView
 
 __all__ = ["Exchange", "ExchangeAccounts", "FillView", "OrderRequest", "OrderView"]

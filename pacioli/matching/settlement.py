@@ -22,15 +22,14 @@ before the next batch, which may post them, is planned.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from sqlalchemy import Engine
 
@@ -38,22 +37,23 @@ from pacioli.ledger import Ledger, PostPending, TransferSpec, VoidPending, credi
 from pacioli.ledger.domain.errors import invariant
 from pacioli.ledger.domain.ids import uuid7
 from pacioli.matching import settlement_store as store
-from pacioli.matching.market import Market
-from pacioli.matching.settlement_plan import (
-    ITEMS_MAX,
-    SETTLEMENT_FLOW,
-    BatchPlan,
-    CommandSpan,
-    HoldRecord,
-    MarketAccounts,
-    choose_cut,
-    hold_spec,
-    plan_batch,
+from pacioli.matching.holds import hold_spec
+from pacioli.matching.settlement_plan import ITEMS_MAX, choose_cut, plan_batch
+from pacioli.matching.settlement_records import BatchPlan
+from pacioli.matching.settlement_state import (
+    MarketSettlement,
+    Planned,
+    Position,
+    advance,
+    rehold_ids,
+    rehold_transfer_ids,
+    remember_reholds,
 )
 
 log = logging.getLogger(__name__)
 
 EXCHANGE_CLIENT_ID = "exchange"
+SETTLEMENT_FLOW = "exchange_settlement"  # the metadata `flow` of the trade transfers
 WINDOW_COMMANDS_MAX = 2000  # commands read from the log per window
 WINDOW_FILLS_MAX = 10000  # fills read per window
 CUT_BOUND_MAX = 1024  # the largest item bound a cut is tried with (see _fitting_cut)
@@ -61,40 +61,6 @@ CUT_BOUND_MAX = 1024  # the largest item bound a cut is tried with (see _fitting
 
 def settle_key(batch_id: UUID) -> str:
     return f"exchange:settle:{batch_id}"
-
-
-@dataclass(slots=True)
-class Position:
-    """Where a market's settlement stands: everything up to here is planned."""
-
-    number: int = 0  # of the last batch planned
-    last_fill_no: int = 0
-    marks_through_seq: int = 0
-
-
-@dataclass(slots=True)
-class Planned:
-    id: UUID
-    number: int
-    plan: BatchPlan
-
-
-@dataclass(slots=True)
-class MarketSettlement:
-    """One market's settlement state in memory (the database is the truth on restart)."""
-
-    market: Market
-    accounts: MarketAccounts
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    position: Position = field(default_factory=Position)  # what is planned
-    settled_through_seq: int = 0  # commands whose fills and marks are all posted
-    spans: list[CommandSpan] = field(default_factory=list)  # the window read ahead
-    holds: dict[UUID, list[HoldRecord]] = field(default_factory=dict)  # as after the plans
-    hold_transfers: dict[UUID, UUID] = field(default_factory=dict)  # hold id -> pending id
-    unrecorded: int = 0  # batches planned and not yet recorded
-    settled_when_recorded: int = 0  # a position to call settled once they all are
-    needs_resume: bool = True  # load from the database (and finish planned batches) first
-    bound_ratio: float = 2.0  # cut bound / items it turned out to need (see _fitting_cut)
 
 
 class Settler:
@@ -183,7 +149,7 @@ class Settler:
             while current is not None:
                 following = self._plan(state, may_read=False)
                 transfers = in_flight.result()
-                _remember_reholds(state, current.plan, transfers)
+                remember_reholds(state, current.plan, transfers)
                 if following is not None:
                     in_flight = self._poster.submit(self._post, state, following)
                 self._record(state, current, transfers)
@@ -210,7 +176,7 @@ class Settler:
             if plan is None:
                 return None
             position = state.position
-            _advance(state, plan)
+            advance(state, plan)
             if plan.item_count == 0 and plan.fill_count == 0:
                 # Nothing to post (orders that only rested, say): move past it in memory.
                 # A restart re-reads these commands and finds the same nothing. They
@@ -302,7 +268,7 @@ class Settler:
         return transfers
 
     def _record(self, state: MarketSettlement, planned: Planned, transfers: list) -> None:
-        reholds = _rehold_transfer_ids(planned.plan, transfers)
+        reholds = rehold_transfer_ids(planned.plan, transfers)
         store.record_posted(
             self._engine, state.market, planned.id, planned.plan, reholds, now=self._clock()
         )
@@ -343,59 +309,6 @@ class Settler:
                 meta,
             ))
         return items
-
-
-def _advance(state: MarketSettlement, plan: BatchPlan) -> None:
-    """Move the read-ahead window past `plan`, and its holds to what they are after it."""
-    state.spans = _after(state.spans, plan)
-    for order in plan.orders:
-        resolved = {hold for hold, _ in order.posts}
-        kept = [h for h in state.holds.get(order.order, ()) if h.id not in resolved]
-        if order.rehold is not None:
-            r = order.rehold
-            kept.append(HoldRecord(r.id, order.order, r.asset, r.amount,
-                                   r.wallet_account_id, r.clearing_account_id,
-                                   plan.holds_through_seq))
-        state.holds[order.order] = kept
-
-
-def rehold_ids(batch_id: UUID) -> Callable[[], UUID]:
-    """Ids for a batch's re-holds: derived from the batch's (uuid5), so no randomness per
-    hold (a batch makes a hundred) and unique as the batch id is."""
-    counter = itertools.count()
-    return lambda: uuid5(batch_id, str(next(counter)))
-
-
-def _remember_reholds(state: MarketSettlement, plan: BatchPlan, transfers: list) -> None:
-    state.hold_transfers.update(_rehold_transfer_ids(plan, transfers))
-
-
-def _rehold_transfer_ids(plan: BatchPlan, transfers) -> dict[UUID, UUID]:
-    """Re-hold id -> the ledger's pending transfer, from the batch's result (item order)."""
-    if not transfers:
-        return {}
-    reholds, index = {}, 0
-    for order in plan.orders:
-        index += len(order.posts)
-        if order.rehold is not None:
-            reholds[order.rehold.id] = transfers[index].id
-            index += 1
-    return reholds
-
-
-def _after(spans: list[CommandSpan], plan: BatchPlan) -> list[CommandSpan]:
-    """The spans that still hold something unsettled after `plan` (only the head of the
-    window changes: the spans it settled go, a span it settled in part is trimmed)."""
-    start = 0
-    while start < len(spans) and spans[start].seq <= plan.marks_through_seq:
-        start += 1
-    if start == len(spans):
-        return []
-    head = spans[start]
-    if head.fills and head.fills[0].fill_no <= plan.last_fill_no:
-        fills = tuple(f for f in head.fills if f.fill_no > plan.last_fill_no)
-        return [CommandSpan(head.seq, fills, head.marks, head.complete), *spans[start + 1:]]
-    return spans[start:]
 
 
 @dataclass(slots=True)

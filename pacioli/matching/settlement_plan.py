@@ -32,138 +32,24 @@ here is fixed by the log, and no two ways of cutting it into batches move differ
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 from uuid import UUID
 
 from pacioli.ledger.domain.errors import invariant
-from pacioli.ledger.domain.model import Direction, Leg, TransferSpec
+from pacioli.matching.settlement_records import (
+    BatchPlan,
+    CommandSpan,
+    FillRecord,
+    HoldRecord,
+    Mark,
+    MarketAccounts,
+    NewHold,
+    OrderSettlement,
+    TradeLeg,
+)
 
 ITEMS_MAX = 128  # the ledger's linked batch limit
 CREDIT_LEGS_MAX = 56  # per trade transfer: 64 legs less room for the debit legs
-HOLD_FLOW = "exchange_hold"
-SETTLEMENT_FLOW = "exchange_settlement"
-
-
-@dataclass(frozen=True, slots=True)
-class FillRecord:
-    fill_no: int
-    command_seq: int
-    size: int
-    quote_amount: int
-    taker_order: UUID
-    maker_order: UUID
-    taker_user_id: UUID
-    maker_user_id: UUID
-    taker_side: str
-    taker_fee: int
-    maker_fee: int
-    buyer_rounding: int = 0  # of the buyer's quote amount + fee, what the platform pays
-
-    def buyer(self) -> tuple[UUID, UUID, int]:
-        """(order, user, fee) of the buying side."""
-        if self.taker_side == "buy":
-            return self.taker_order, self.taker_user_id, self.taker_fee
-        return self.maker_order, self.maker_user_id, self.maker_fee
-
-    def seller(self) -> tuple[UUID, UUID, int]:
-        if self.taker_side == "buy":
-            return self.maker_order, self.maker_user_id, self.maker_fee
-        return self.taker_order, self.taker_user_id, self.taker_fee
-
-
-@dataclass(frozen=True, slots=True)
-class Mark:
-    command_seq: int
-    order: UUID
-    need_after: int
-    done: bool
-
-
-@dataclass(frozen=True, slots=True)
-class CommandSpan:
-    """One logged command as settlement sees it: its fills and then its marks.
-
-    `complete` is False when only the first of its fills were read: a cut may take those
-    fills but not the command's marks, and stops there.
-    """
-
-    seq: int
-    fills: tuple[FillRecord, ...]
-    marks: tuple[Mark, ...]
-    complete: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class HoldRecord:
-    id: UUID
-    order: UUID
-    asset: str
-    amount: int
-    wallet_account_id: UUID
-    clearing_account_id: UUID
-    created_seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class MarketAccounts:
-    """The accounts a market's trade transfer uses; wallets are found per user."""
-
-    base: str
-    quote: str
-    wallet: Callable[[UUID, str], UUID]
-    clearing_base: UUID
-    clearing_quote: UUID
-    fee: UUID
-    rounding: UUID
-
-
-@dataclass(frozen=True, slots=True)
-class NewHold:
-    id: UUID
-    order: UUID
-    asset: str
-    amount: int
-    wallet_account_id: UUID
-    clearing_account_id: UUID
-
-
-@dataclass(frozen=True, slots=True)
-class OrderSettlement:
-    order: UUID
-    asset: str  # what its holds hold: quote for a buy, base for a sell
-    posts: tuple[tuple[UUID, int], ...]  # (hold id, amount posted); 0 voids the hold
-    charged: int  # what the order's fills in the batch charge it (its holds pay it)
-    shortfall: int  # what the rounding account pays for its fills on top
-    rehold: NewHold | None
-    done: bool  # the batch carries the order's last mark
-
-    @property
-    def item_count(self) -> int:
-        return len(self.posts) + (self.rehold is not None)
-
-
-@dataclass(frozen=True, slots=True)
-class TradeLeg:
-    account_id: UUID
-    direction: str  # debit or credit
-    amount: int
-    asset: str
-
-
-@dataclass(frozen=True, slots=True)
-class BatchPlan:
-    first_fill_no: int
-    last_fill_no: int  # first_fill_no - 1 when the batch settles no fill
-    marks_through_seq: int
-    holds_through_seq: int
-    orders: tuple[OrderSettlement, ...]
-    transfers: tuple[tuple[TradeLeg, ...], ...]
-    fill_count: int = field(default=0)
-
-    @property
-    def item_count(self) -> int:
-        return sum(o.item_count for o in self.orders) + len(self.transfers)
 
 
 # Choosing what a batch covers.
@@ -400,71 +286,3 @@ def _cut_into_transfers(net: dict[tuple[UUID, str], int]) -> tuple[tuple[TradeLe
         transfers.append(tuple(legs))
     invariant(all(s[1] == 0 for ds in debits.values() for s in ds), "every debit is used")
     return tuple(transfers)
-
-
-# The stored form of a plan (exchange_settlement_batches.plan): amounts as strings.
-
-
-def plan_to_json(plan: BatchPlan) -> dict[str, Any]:
-    return {
-        "first_fill_no": plan.first_fill_no, "last_fill_no": plan.last_fill_no,
-        "marks_through_seq": plan.marks_through_seq,
-        "holds_through_seq": plan.holds_through_seq, "fill_count": plan.fill_count,
-        "orders": [
-            {
-                "order": str(o.order), "asset": o.asset,
-                "posts": [[str(hold), str(amount)] for hold, amount in o.posts],
-                "charged": str(o.charged), "shortfall": str(o.shortfall), "done": o.done,
-                "rehold": None if o.rehold is None else {
-                    "id": str(o.rehold.id), "amount": str(o.rehold.amount),
-                    "wallet": str(o.rehold.wallet_account_id),
-                    "clearing": str(o.rehold.clearing_account_id),
-                },
-            }
-            for o in plan.orders
-        ],
-        "transfers": [
-            [[str(leg.account_id), leg.direction, str(leg.amount), leg.asset] for leg in legs]
-            for legs in plan.transfers
-        ],
-    }
-
-
-def plan_from_json(body: dict[str, Any]) -> BatchPlan:
-    orders = []
-    for o in body["orders"]:
-        order = UUID(o["order"])
-        rehold = o["rehold"]
-        orders.append(OrderSettlement(
-            order, o["asset"], tuple((UUID(h), int(a)) for h, a in o["posts"]),
-            int(o["charged"]), int(o["shortfall"]),
-            None if rehold is None else NewHold(
-                UUID(rehold["id"]), order, o["asset"], int(rehold["amount"]),
-                UUID(rehold["wallet"]), UUID(rehold["clearing"]),
-            ),
-            o["done"],
-        ))
-    transfers = tuple(
-        tuple(TradeLeg(UUID(a), d, int(amount), asset) for a, d, amount, asset in legs)
-        for legs in body["transfers"]
-    )
-    return BatchPlan(
-        body["first_fill_no"], body["last_fill_no"], body["marks_through_seq"],
-        body["holds_through_seq"], tuple(orders), transfers, body["fill_count"],
-    )
-
-
-def hold_spec(
-    *, wallet_account_id: UUID, clearing_account_id: UUID, asset: str, amount: int,
-    order: UUID, hold_id: UUID,
-) -> TransferSpec:
-    """The pending transfer that holds an order's funds (first hold, top-up or re-hold).
-
-    One function builds it everywhere, so a retry after a crash is the same request.
-    """
-    return TransferSpec(
-        (Leg(wallet_account_id, Direction.DEBIT, amount, asset),
-         Leg(clearing_account_id, Direction.CREDIT, amount, asset)),
-        {"flow": HOLD_FLOW, "order_id": str(order), "hold_id": str(hold_id)},
-        pending=True,
-    )

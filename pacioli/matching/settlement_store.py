@@ -13,7 +13,7 @@ from pacioli.ledger.domain.ids import uuid7
 from pacioli.ledger.domain.money import format_minor
 from pacioli.ledger.storage.tables import outbox
 from pacioli.matching.market import Market
-from pacioli.matching.settlement_plan import (
+from pacioli.matching.settlement_records import (
     BatchPlan,
     CommandSpan,
     FillRecord,

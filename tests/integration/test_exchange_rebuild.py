@@ -10,9 +10,9 @@ from sqlalchemy import select, update
 
 from pacioli.ledger.domain.errors import InvariantBroken
 from pacioli.matching import settlement, settlement_store
+from pacioli.matching.holds import hold_spec
 from pacioli.matching.rebuild import hold_key
 from pacioli.matching.service import Exchange, OrderRequest
-from pacioli.matching.settlement_plan import hold_spec
 from pacioli.matching.tables import (
     exchange_commands,
     exchange_holds,

@@ -8,16 +8,13 @@ import uuid
 import pytest
 
 from pacioli.ledger.domain.errors import InvariantBroken
-from pacioli.matching.settlement_plan import (
-    ITEMS_MAX,
+from pacioli.matching.settlement_plan import ITEMS_MAX, choose_cut, plan_batch, settle_order
+from pacioli.matching.settlement_records import (
     CommandSpan,
     FillRecord,
     HoldRecord,
     Mark,
     MarketAccounts,
-    choose_cut,
-    plan_batch,
-    settle_order,
 )
 
 ADA, BOB, CY = (uuid.UUID(int=n) for n in (1, 2, 3))
