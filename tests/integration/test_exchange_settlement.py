@@ -181,3 +181,62 @@ def test_many_orders_placed_at_once_are_held_matched_and_answered_in_order(venue
     assert venue.wallet(users[0], base) == (10_000_000 - 800_000, 10_000_000 - 1_000_000)
     # Fills are in the order placed, at the maker's price.
     assert venue.wallet(users[2], quote)[0] == 10_000_000 - 20_000 - 40
+
+
+def test_a_market_buy_by_size_holds_what_the_book_costs_and_pays_exactly_that(venue):
+    ada, bob = uuid.uuid4(), uuid.uuid4()
+    base, quote = venue.market.base, venue.market.quote
+    venue.fund(ada, 10_000_000, quote)
+    venue.fund(bob, 10_000_000, base)
+    place(venue, bob, limit(venue, "sell", 4_000_000, 30_000))
+    place(venue, bob, limit(venue, "sell", 4_100_000, 100_000))
+    order = place(venue, ada, OrderRequest(venue.market.symbol, "buy", "market", size=50_000))
+    assert order.done_reason == "filled"
+    venue.exchange.settle_pending()
+    first, second = 1_200, 820  # 0.0003 at 40,000.00 and 0.0002 at 41,000.00
+    fees = venue.market.fee(first, 20) + venue.market.fee(second, 20)
+    assert venue.wallet(ada, quote) == (10_000_000 - first - second - fees,) * 2
+    assert venue.wallet(ada, base) == (50_000, 50_000)
+
+
+def test_self_trade_prevention_releases_what_the_cancelled_part_held(venue):
+    ada = uuid.uuid4()
+    base, quote = venue.market.base, venue.market.quote
+    venue.fund(ada, 10_000_000, quote)
+    venue.fund(ada, 10_000_000, base)
+    resting = place(venue, ada, limit(venue, "sell", 4_000_000, 30_000))
+    # Decrement and cancel: the smaller (her resting sell) is cancelled, the buy decremented.
+    buy = place(venue, ada, limit(venue, "buy", 4_000_000, 50_000))
+    venue.exchange.settle_pending()
+    assert venue.exchange.get_order(ada, resting.id).done_reason == "self_trade"
+    assert buy.status == "open" and buy.open_size == 20_000
+    assert venue.wallet(ada, base) == (10_000_000, 10_000_000)
+    held = venue.market.quote_amount(4_000_000, 20_000) + 2  # + the largest taker fee
+    assert venue.wallet(ada, quote) == (10_000_000, 10_000_000 - held)
+
+
+def test_a_sell_amended_up_holds_the_extra_base_and_the_order_filled_event_follows(
+    venue, engine,
+):
+    from sqlalchemy import select
+
+    from pacioli.ledger.storage.tables import outbox
+
+    ada, bob = uuid.uuid4(), uuid.uuid4()
+    base, quote = venue.market.base, venue.market.quote
+    venue.fund(bob, 100_000, base)
+    venue.fund(ada, 10_000_000, quote)
+    order = place(venue, bob, limit(venue, "sell", 4_000_000, 50_000))
+    with pytest.raises(InsufficientFunds):
+        venue.exchange.amend_order(bob, order.id, size=200_000, idempotency_key="too-much")
+    venue.exchange.amend_order(bob, order.id, size=80_000, idempotency_key="more")
+    assert venue.wallet(bob, base) == (100_000, 20_000)
+    place(venue, ada, limit(venue, "buy", 4_000_000, 80_000))
+    venue.exchange.settle_pending()
+    assert venue.wallet(bob, base) == (20_000, 20_000)
+    with engine.connect() as connection:
+        (event,) = connection.execute(select(outbox.c.payload).where(
+            outbox.c.event_type == "order.filled",
+            outbox.c.aggregate_id == str(order.id))).scalars()
+    assert event["user_id"] == str(bob) and event["filled_size"] == "0.00080000"
+    assert event["price"] == "40000.00" and event["side"] == "sell"
