@@ -16,10 +16,11 @@ from sqlalchemy import Connection, Engine, text
 from pacioli.matching.service_errors import ExchangeAlreadyRunning
 
 
-def lock_key(symbol: str) -> int:
-    """A stable signed 64-bit key for the market's lock."""
-    digest = hashlib.sha256(f"pacioli.exchange.market:{symbol}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+def lock_key(database: str, schema: str, symbol: str) -> int:
+    """A stable signed 64-bit key for the market's lock in this database and schema
+    (advisory locks are per server: two Pacioli schemas on one server must not clash)."""
+    name = f"pacioli.exchange.market:{database}:{schema}:{symbol}"
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 class MarketLocks:
@@ -31,9 +32,13 @@ class MarketLocks:
         """Raises: ExchangeAlreadyRunning (and holds nothing then)."""
         connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
+            database, schema = connection.execute(
+                text("SELECT current_database(), current_schema()")
+            ).one()
             for symbol in symbols:
                 taken = connection.execute(
-                    text("SELECT pg_try_advisory_lock(:key)"), {"key": lock_key(symbol)}
+                    text("SELECT pg_try_advisory_lock(:key)"),
+                    {"key": lock_key(database, schema, symbol)},
                 ).scalar()
                 if not taken:
                     raise ExchangeAlreadyRunning(f"another process runs the market {symbol}")
