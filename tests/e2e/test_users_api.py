@@ -191,7 +191,26 @@ def test_a_user_lists_only_the_merchants_they_own(client, user):
 
 # Every route checks who is asking.
 
-PUBLIC_OPERATIONS = {("post", "/v1/users"), ("post", "/v1/sessions")}
+PUBLIC_OPERATIONS = {
+    ("post", "/v1/users"),
+    ("post", "/v1/sessions"),
+    # Shoppers browse the marketplace and resellers' shops, and fill a guest cart, before
+    # they have an account (docs/commerce.md).
+    ("get", "/v1/catalog/products"),
+    ("get", "/v1/catalog/products/{product_id}"),
+    ("get", "/v1/shops/{slug}"),
+    ("get", "/v1/shops/{slug}/products"),
+    ("get", "/v1/shops/{slug}/products/{product_id}"),
+    ("post", "/v1/carts/guest"),
+    # The exchange's market data is public, as on Coinbase (docs/exchange.md).
+    ("get", "/v1/exchange/markets"),
+    ("get", "/v1/exchange/markets/{symbol}"),
+    ("get", "/v1/exchange/markets/{symbol}/l1"),
+    ("get", "/v1/exchange/markets/{symbol}/l2"),
+    ("get", "/v1/exchange/markets/{symbol}/l3"),
+    ("get", "/v1/exchange/markets/{symbol}/trades"),
+    ("get", "/v1/exchange/markets/{symbol}/stream"),
+}
 
 
 def test_every_v1_route_but_sign_up_and_login_refuses_an_anonymous_caller(client, app):
