@@ -1,6 +1,8 @@
 """The order book against pyorderbook: one command stream through both, in one run.
 
     python bench/matching_bench.py [--inserts 100000] [--mix 100000] [--repeats 3] [--seed 7]
+                                   [--settle-orders 10000] [--live-orders 2000]
+                                   [--database-url postgresql://...] [--no-settlement]
 
 1. A command stream for BTC-USD is generated (seeded, so every run sees the same one):
    `--inserts` limit orders alternating buy and sell around a mid price, buys a few ticks
@@ -17,14 +19,19 @@
    untimed per command for the throughput (orders/s = commands / wall time), once with a
    `perf_counter_ns` around every command for the p50/p99 latency. The best throughput
    and the median latencies over the repeats are reported. Python's cyclic GC stays on.
-3. The last line of stdout is one JSON object:
+3. The end-to-end part, matching settled in the ledger, runs the exchange service on a
+   throwaway database (embedded PostgreSQL unless `--database-url`): see
+   bench/matching_settlement.py. `settled_fills_per_s` is the rate at which a backlog of
+   `--settle-orders` orders' fills is settled in ledger batches; `live_fills_per_s` the
+   rate of the whole pipeline with the settler running; then the ledger invariants and
+   the exchange's own balances are checked. `--no-settlement` skips it (None).
+4. The last line of stdout is one JSON object:
    `{"bench": "matching", "ops_per_s", "p99_us", "peer": "pyorderbook", "peer_ops_per_s",
-   "settled_fills_per_s"}` — the settlement figure comes from `settlement_figures()`,
-   None until the end-to-end part (the exchange service with the ledger) is wired in.
+   "settled_fills_per_s"}`.
 
 Targets (issue 6): at least 2x the peer's orders/s, and p99 under 20 µs per command.
 Exit status 1 when the fills of the two books differ on the insert phase (a wrong peer
-comparison would be worthless).
+comparison would be worthless) or a settlement check breaks.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from pacioli.matching import (
     BTC_USD,
@@ -61,6 +69,15 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mix", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--settle-orders", type=int, default=10_000,
+                        help="orders whose fills make the settlement backlog")
+    parser.add_argument("--live-orders", type=int, default=2_000,
+                        help="orders placed with the settler running")
+    parser.add_argument("--database-url", default=None,
+                        help="a PostgreSQL server to make the throwaway database on "
+                        "(default: an embedded one)")
+    parser.add_argument("--no-settlement", action="store_true",
+                        help="measure the book only")
     return parser.parse_args(argv)
 
 
@@ -274,9 +291,18 @@ def book_figures(inserts: int = 100_000, mix: int = 100_000, repeats: int = 3,
     }
 
 
-def settlement_figures() -> dict | None:
-    """The end-to-end part (matching settled in the ledger); None until it is wired in."""
-    return None
+def settlement_figures(options: argparse.Namespace) -> dict | None:
+    """The end-to-end part (matching settled in the ledger); None with --no-settlement."""
+    if options.no_settlement:
+        return None
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import matching_settlement
+
+    return matching_settlement.settlement_figures(
+        database_url=options.database_url, orders=options.settle_orders,
+        live_orders=options.live_orders, seed=options.seed,
+        log=lambda line: print(line, file=sys.stderr),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     book = book_figures(options.inserts, options.mix, options.repeats, options.seed,
                         log=lambda line: print(line, file=sys.stderr))
     print(json.dumps({"book": book}))
-    settlement = settlement_figures()
+    settlement = settlement_figures(options)
+    if settlement is not None:
+        print(json.dumps({"settlement": settlement}))
     print(json.dumps({
         "bench": "matching",
         "ops_per_s": book["ops_per_s"],
@@ -293,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         "peer_ops_per_s": book["peer_ops_per_s"],
         "settled_fills_per_s": None if settlement is None else settlement["settled_fills_per_s"],
     }))
-    return 0 if book["same_fills_as_peer"] else 1
+    broken = settlement is not None and settlement["breaks"]
+    return 0 if book["same_fills_as_peer"] and not broken else 1
 
 
 if __name__ == "__main__":
