@@ -21,8 +21,9 @@ from pacioli.ledger.domain.errors import InvalidCommand
 from pacioli.matching.book import OrderBook
 from pacioli.matching.holds import split_funds
 from pacioli.matching.market import Market
-from pacioli.matching.orders import Side
+from pacioli.matching.orders import SelfTrade, Side
 from pacioli.matching.refusals import due_time, gone
+from pacioli.matching.views import OrderRequest
 
 
 class NoMarketBetween(InvalidCommand):
@@ -58,6 +59,15 @@ def route(markets: Iterable[Market], from_asset: str, to_asset: str) -> ConvertR
         if (market.base, market.quote) == (from_asset, to_asset):
             return ConvertRoute(market, Side.SELL)
     raise NoMarketBetween(f"no market converts {from_asset} into {to_asset}")
+
+
+def convert_order(convert_route: ConvertRoute, amount: int) -> OrderRequest:
+    """The market order that converts `amount` (minor units of the from asset)."""
+    market = convert_route.market.symbol
+    stp = SelfTrade.CANCEL_NEWEST.value
+    if convert_route.side is Side.BUY:
+        return OrderRequest(market=market, side="buy", type="market", funds=amount, stp=stp)
+    return OrderRequest(market=market, side="sell", type="market", size=amount, stp=stp)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,10 @@ from pacioli.api.schemas.exchange_convert import ConvertCreate, ConvertPublic, C
 from pacioli.api.schemas.money import AmountStr
 from pacioli.ledger.domain.money import parse_major
 from pacioli.matching.book import OrderBook
-from pacioli.matching.convert import ConvertQuote, ConvertRoute, quote_convert, route
-from pacioli.matching.orders import SelfTrade, Side
+from pacioli.matching.convert import ConvertQuote, convert_order, quote_convert, route
+from pacioli.matching.orders import Side
 from pacioli.matching.service import Exchange
-from pacioli.matching.views import OrderRequest, OrderView
+from pacioli.matching.views import OrderView
 
 router = APIRouter(prefix=f"{API_PREFIX}/exchange", tags=["exchange convert"])
 
@@ -74,7 +74,7 @@ def convert(
     """
     convert_route, amount_minor = _route_and_amount(exchange, body.from_, body.to, body.amount)
     written = exchange.place_order(
-        user.id, order_request(convert_route, amount_minor), idempotency_key=key
+        user.id, convert_order(convert_route, amount_minor), idempotency_key=key
     )
     if written.replayed:
         response.headers[REPLAYED_HEADER] = "true"
@@ -88,15 +88,3 @@ def _settled(exchange: Exchange, user_id: UUID, order: OrderView) -> bool:
     newest = exchange.list_fills(user_id, order_id=order.id, limit=1)
     return order.status == "done" and all(fill.settled for fill in newest)
 
-
-def order_request(convert_route: ConvertRoute, amount: int) -> OrderRequest:
-    """The market order a convert of `amount` places."""
-    if convert_route.side is Side.BUY:
-        return OrderRequest(
-            market=convert_route.market.symbol, side="buy", type="market", funds=amount,
-            stp=SelfTrade.CANCEL_NEWEST.value,
-        )
-    return OrderRequest(
-        market=convert_route.market.symbol, side="sell", type="market", size=amount,
-        stp=SelfTrade.CANCEL_NEWEST.value,
-    )
