@@ -14,6 +14,7 @@ from pacioli.cli import admin, db, export, gateways, ledger, qr, reconcile, work
 from pacioli.cli.common import console, displayed_url, open_engine
 from pacioli.cli.demo import DemoResult, run_demo
 from pacioli.cli.demo_commerce import print_commerce_demo, run_commerce_demo
+from pacioli.cli.demo_exchange import print_exchange_demo, run_exchange_demo
 from pacioli.cli.demo_payments import DEMO_PASSWORD, PaymentsDemoResult, run_payments_demo
 from pacioli.config import get_settings
 from pacioli.ledger import Ledger, format_minor
@@ -97,9 +98,11 @@ def demo() -> None:
             result = run_demo(book)
             payments = run_payments_demo(engine, book)
             commerce = run_commerce_demo(engine, book)
+            exchange = run_exchange_demo(engine, book)
         print_demo(result)
         print_payments_demo(payments)
         print_commerce_demo(commerce)
+        print_exchange_demo(exchange)
         report = check_ledger(engine)
     reconcile.print_report(report)
     if not report.clean:

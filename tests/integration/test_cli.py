@@ -206,16 +206,19 @@ def test_demo_runs_twice_without_doubling_and_stays_clean(cli_engine):
     # 8 more (wallets, the café's balance, bank, fees, FX liquidity) and posts 6 (two
     # deposits, a P2P payment, a QR payment, an FX batch of two); the commerce part opens
     # 4 (order escrow, the processor's clearing, the supplier's and the reseller's pending
-    # settlement) and posts 5 (two order holds, the capture's post and split, a refund).
-    assert counts_after_first["accounts"] == 22
-    assert counts_after_first["transfers"] == 27
+    # settlement) and posts 5 (two order holds, the capture's post and split, a refund);
+    # the exchange part opens 9 (Cleo's two wallets, Ada's and Bruno's BTC wallets, BTC
+    # custody, the exchange's BTC and USD clearing, its USD fee and rounding accounts) and
+    # posts 26 (five deposits, thirteen order holds, eight in its settlement batches).
+    assert counts_after_first["accounts"] == 31
+    assert counts_after_first["transfers"] == 53
     assert count_rows(cli_engine) == counts_after_first
     assert "Ada sent Bruno 25.00 USD" in first.stdout
     assert "bruno@example.com" in second.stdout
     with cli_engine.connect() as connection:
         people = connection.execute(text("SELECT count(*) FROM users")).scalar()
         payments = connection.execute(text("SELECT count(*) FROM p2p_payments")).scalar()
-    assert (people, payments) == (2, 1)
+    assert (people, payments) == (3, 1)
     assert re.search(r"Demo writes: 25 new, 0 replayed", first.stdout)
     assert re.search(r"Demo writes: 0 new, 25 replayed", second.stdout)
     assert f"Clean: {len(CHECKS)} checks passed" in second.stdout
