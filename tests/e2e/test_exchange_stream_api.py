@@ -243,3 +243,16 @@ def test_streams_beyond_the_limit_are_refused_with_retry_after(venue, base_url):
         assert_problem(refused, 503, "too_many_streams")
     finally:
         first.close()
+
+
+def test_a_client_that_goes_away_gives_back_its_slot_and_subscription(venue, base_url):
+    slots = venue.app.state.exchange_streams = StreamSlots(limit=4)
+    feed = venue.exchange.runtime(venue.market.symbol).feed
+    reader = EventReader(f"{base_url}{venue.prefix}/stream", {"snapshot": "l2"})
+    assert reader.next().name == "subscribed"
+    assert (slots.open, feed.subscriber_count) == (1, 1)
+    reader.close()
+    deadline = time.monotonic() + 10
+    while (slots.open, feed.subscriber_count) != (0, 0):
+        assert time.monotonic() < deadline, (slots.open, feed.subscriber_count)
+        time.sleep(0.05)

@@ -105,11 +105,47 @@ async def stream(
     except BaseException:
         slots.give_back()
         raise
-    return StreamingResponse(
-        _events(market, subscription, first, heartbeat_s, slots),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    return EventStream(
+        _events(market, subscription, first, heartbeat_s),
+        release=_Release(subscription, slots),
     )
+
+
+class _Release:
+    """Close the subscription and give the slot back, once (however the stream ended)."""
+
+    def __init__(self, subscription: Subscription, slots: StreamSlots) -> None:
+        self._subscription = subscription
+        self._slots = slots
+        self._done = False
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self._subscription.close()
+        self._slots.give_back()
+
+
+class EventStream(StreamingResponse):
+    """A `text/event-stream` response that releases its subscription when it ends.
+
+    Released here rather than in the generator: a client that goes before the first
+    event never starts the generator, so its `finally` would never run.
+    """
+
+    def __init__(self, content: AsyncIterator[str], *, release: _Release) -> None:
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._release = release
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 def _subscribe(
@@ -132,40 +168,35 @@ def _subscribe(
 
 async def _events(
     market: Market, subscription: Subscription, first: dict[str, Any] | None, heartbeat_s: int,
-    slots: StreamSlots,
 ) -> AsyncIterator[str]:
     """The event stream; ends on `resync` or when the client goes (starlette cancels it)."""
     last_sequence = None if first is None else first["sequence"]
-    try:
-        yield _event("subscribed", {"type": "subscribed", "symbol": market.symbol,
-                                    "sequence": last_sequence})
-        if first is not None:
-            yield _event("snapshot", first)
-        while True:
-            await subscription.wait_async(heartbeat_s)
-            if subscription.lagged:
-                yield _event("resync", {
-                    "type": "resync", "symbol": market.symbol, "last_sequence": last_sequence,
-                    "reason": "the client fell too far behind; take a new snapshot",
-                })
-                return
-            if subscription.closed:
-                return
-            messages = subscription.drain()
-            if not messages:
-                yield _event("heartbeat", {"type": "heartbeat", "symbol": market.symbol,
-                                           "last_sequence": last_sequence,
-                                           "time": _now_iso()})
-                continue
-            chunk = []
-            for message in messages:
-                chunk.append(_event(message.type, stream_message(market, message),
-                                    event_id=message.sequence))
-            last_sequence = messages[-1].sequence
-            yield "".join(chunk)
-    finally:
-        subscription.close()
-        slots.give_back()
+    yield _event("subscribed", {"type": "subscribed", "symbol": market.symbol,
+                                "sequence": last_sequence})
+    if first is not None:
+        yield _event("snapshot", first)
+    while True:
+        await subscription.wait_async(heartbeat_s)
+        if subscription.lagged:
+            yield _event("resync", {
+                "type": "resync", "symbol": market.symbol, "last_sequence": last_sequence,
+                "reason": "the client fell too far behind; take a new snapshot",
+            })
+            return
+        if subscription.closed:
+            return
+        messages = subscription.drain()
+        if not messages:
+            yield _event("heartbeat", {"type": "heartbeat", "symbol": market.symbol,
+                                       "last_sequence": last_sequence,
+                                       "time": _now_iso()})
+            continue
+        chunk = []
+        for message in messages:
+            chunk.append(_event(message.type, stream_message(market, message),
+                                event_id=message.sequence))
+        last_sequence = messages[-1].sequence
+        yield "".join(chunk)
 
 
 def _event(name: str, data: dict[str, Any], *, event_id: int | None = None) -> str:
