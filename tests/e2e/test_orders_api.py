@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
+from uuid import UUID
 
 import pytest
 from fastapi import FastAPI
@@ -39,6 +40,7 @@ from tests.e2e.conftest import (
     signed_up_user,
 )
 from tests.integration.order_support import ADDRESS, Clock, stock
+from tests.integration.webhook_support import remove_endpoints
 
 SECRET = "whsec_orders_e2e"
 ENGINE: list = []  # the session's engine, for the stock counters the API does not show
@@ -196,6 +198,15 @@ def test_a_cart_becomes_a_delivered_order_with_tracking(shopper, seller, fund):
     assert usd["pending_settlement"] == "23.75"  # less the 5% commission
 
 
+@pytest.fixture
+def endpoints_removed_after(engine, seller):
+    """Deletes the seller's webhook endpoints (and their deliveries) after the test, so no
+    later test's retry job finds them due."""
+    yield
+    remove_endpoints(engine, UUID(seller.id))
+
+
+@pytest.mark.usefixtures("endpoints_removed_after")
 def test_the_shopper_and_the_supplier_hear_of_each_change(shopper, seller, fund, engine,
                                                           orders_app):
     hooks = Webhooks.from_settings(engine)

@@ -23,6 +23,7 @@ from pacioli.payments.webhook_errors import (
     WebhookDeliveryNotFound,
     WebhookEndpointDisabled,
 )
+from pacioli.payments.webhook_tables import webhook_deliveries
 from pacioli.payments.webhooks import DeliveryStatus, WebhookDelivery
 from tests.integration.webhook_support import (
     delivery_row,
@@ -34,6 +35,18 @@ from tests.integration.webhook_support import (
     remove_endpoints,
 )
 from tests.webhook_receiver import WebhookReceiver, running_receiver
+
+
+@pytest.fixture(autouse=True)
+def others_deliveries_parked(engine):
+    """These tests run the retry job over the whole (shared) database and count what it
+    attempts, so a delivery another module left pending is first moved out of reach."""
+    with engine.begin() as connection:
+        connection.execute(
+            webhook_deliveries.update()
+            .where(webhook_deliveries.c.status == "pending")
+            .values(next_attempt_at=datetime(9999, 1, 1, tzinfo=UTC))
+        )
 
 
 @pytest.fixture
