@@ -49,6 +49,9 @@ def test_placing_a_limit_buy_holds_its_funds_and_answers_the_order(venue):
     assert order["price"] == "50000.00" and order["size"] == "0.10000000"
     assert order["open_size"] == "0.10000000" and order["filled_size"] == "0.00000000"
     assert order["fee_currency"] == venue.market.quote
+    # Its number is how the public L3 snapshot (and the stream) name it.
+    l3 = venue.get("/l3").json()
+    assert [bid["order_id"] for bid in l3["bids"]] == [order["order_number"]]
     # 5,000.00 for the size and 10.00 for the largest taker fee (20 bps) are held.
     assert venue.balance(ada.id, venue.market.quote) == (1_000_000, 1_000_000 - 501_000)
 

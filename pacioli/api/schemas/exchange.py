@@ -89,6 +89,10 @@ class OrderPublic(BaseModel):
 
     id: UUID
     market: str
+    order_number: int = Field(
+        description="The book's number for this order in its market: the `order_id` of L3"
+        " entries and of stream messages, so a client can find its own orders there."
+    )
     side: Side
     type: OrderType
     time_in_force: TimeInForce
@@ -112,7 +116,8 @@ class OrderPublic(BaseModel):
     @classmethod
     def of(cls, order: OrderView, market: Market) -> OrderPublic:
         return cls(
-            id=order.id, market=order.market, side=order.side, type=order.type,
+            id=order.id, market=order.market, order_number=order.order_number,
+            side=order.side, type=order.type,
             time_in_force=order.time_in_force, post_only=order.post_only,
             self_trade_prevention=order.stp, price=_quote_str(market, order.price),
             size=_base_str(market, order.size), funds=_quote_str(market, order.funds),
