@@ -124,7 +124,8 @@ class AccountState:
     limit_minor: int | None
     balances: Balances
     posting_count: int
-    metadata: dict[str, Any]
+    # None when the batch did not read it: only status changes need it (for their events).
+    metadata: dict[str, Any] | None
     created_at: datetime
 
     def copy(self) -> AccountState:

@@ -463,6 +463,7 @@ class StateMachine:
             raise e.AccountBalanceNotZero(
                 f"account {account.id} still has a posted balance or pending amounts"
             )
+        e.invariant(account.metadata is not None, f"account {account.id} was read without metadata")
         # Past this point the command succeeds.
         account.status = target
         self.effects.changed_account_ids.add(account.id)

@@ -358,7 +358,8 @@ class Ledger:
         uow.begin()
         commands = [s.command for s in submissions]
         state = repository.load_batch_state(
-            uow.connection, transfer_ids=touches.transfer_ids, account_ids=touches.account_ids
+            uow.connection, transfer_ids=touches.transfer_ids, account_ids=touches.account_ids,
+            with_metadata=any(isinstance(cmd, _STATUS_COMMANDS) for cmd in commands),
         )
         needs_assets = any(isinstance(cmd, c.CreateAsset | c.OpenAccount) for cmd in commands)
         now = self._clock()
@@ -492,6 +493,8 @@ def _page(limit: int) -> int:
     return limit
 
 
+# Commands whose events carry the account's metadata, which the batch must then read.
+_STATUS_COMMANDS = (c.FreezeAccount, c.UnfreezeAccount, c.CloseAccount)
 _TRANSFER_COMMAND_TYPES = frozenset(
     {"CreateTransfers", "LinkedBatch", "PostPending", "VoidPending", "ExpirePending",
      "ReverseTransfer"}

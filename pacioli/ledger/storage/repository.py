@@ -30,6 +30,7 @@ from pacioli.ledger.domain.model import (
 )
 from pacioli.ledger.domain.money import Asset
 from pacioli.ledger.domain.state_machine import Effects, StoredKey
+from pacioli.ledger.storage import arrays
 from pacioli.ledger.storage.pipeline import pipeline
 from pacioli.ledger.storage.tables import assets, open_pending_transfers
 
@@ -66,15 +67,25 @@ _POSTINGS_OF_TRANSFERS_SQL = (
 )
 # The accounts named by the batch, and those of the transfers it posts, voids or
 # reverses, locked in id order so that lockers never deadlock. (The ids are gathered
-# into one array first: `id = ANY(…) OR id IN (…)` would scan every account.)
+# into one array first: `id = ANY(…) OR id IN (…)` would scan every account.) Amounts
+# come as text: `int(text)` is cheaper than psycopg's Decimal and then `int`. Metadata
+# is read only for batches that change an account's status (their events carry it);
+# decoding it for every locked account cost more than the rest of the row.
+_LOCKED_ACCOUNT_COLUMNS = (
+    "id, asset_code, normal_side, status, debits_must_not_exceed_credits,"
+    " credits_must_not_exceed_debits, limit_minor::text, debits_posted::text,"
+    " credits_posted::text, debits_pending::text, credits_pending::text, posting_count,"
+    " created_at"
+)
 _LOCK_ACCOUNTS_SQL = (
-    "SELECT id, asset_code, normal_side, status, debits_must_not_exceed_credits,"
-    " credits_must_not_exceed_debits, limit_minor, debits_posted, credits_posted,"
-    " debits_pending, credits_pending, posting_count, metadata, created_at"
-    " FROM accounts WHERE id = ANY(ARRAY("
+    "SELECT {columns} FROM accounts WHERE id = ANY(ARRAY("
     "SELECT unnest(%b::uuid[])"
     " UNION SELECT account_id FROM postings WHERE transfer_id = ANY(%b::uuid[])))"
     " ORDER BY id FOR UPDATE"
+)
+_LOCK_ACCOUNTS_ONLY_SQL = _LOCK_ACCOUNTS_SQL.format(columns=_LOCKED_ACCOUNT_COLUMNS)
+_LOCK_ACCOUNTS_WITH_METADATA_SQL = _LOCK_ACCOUNTS_SQL.format(
+    columns=_LOCKED_ACCOUNT_COLUMNS + ", metadata"
 )
 
 
@@ -96,9 +107,10 @@ def load_keys(
     concurrent batches would abort each other. The unique index on the keys is what
     guarantees at-most-once; this read only finds the replays early.
     """
-    client_ids, keys = _columns(list(dict.fromkeys(key_pairs))) or ([], [])
+    pairs = list(dict.fromkeys(key_pairs))
+    params = [arrays.texts([p[0] for p in pairs]), arrays.texts([p[1] for p in pairs])]
     with driver_connection.cursor(row_factory=namedtuple_row) as cursor:
-        rows = cursor.execute(_LOAD_KEYS_SQL, [client_ids, keys]).fetchall()
+        rows = cursor.execute(_LOAD_KEYS_SQL, params).fetchall()
     return {
         (row.client_id, row.key): StoredKey(
             bytes(row.request_hash), row.command_type, tuple(row.result_refs)
@@ -108,21 +120,57 @@ def load_keys(
 
 
 def load_batch_state(
-    connection: Connection, *, transfer_ids: Iterable[UUID], account_ids: Iterable[UUID]
+    connection: Connection,
+    *,
+    transfer_ids: Iterable[UUID],
+    account_ids: Iterable[UUID],
+    with_metadata: bool = False,
 ) -> BatchState:
-    """Read the batch's referenced transfers and lock its accounts, in one round trip."""
+    """Read the batch's referenced transfers and lock its accounts, in one round trip.
+
+    The accounts' metadata is read only `with_metadata`; otherwise it is None.
+    """
     transfer_ids = sorted(set(transfer_ids))
     account_ids = sorted(set(account_ids))
     driver_connection = connection.connection.driver_connection
     with pipeline(driver_connection):
         transfer_rows = posting_rows = None
         if transfer_ids:
-            transfer_rows = _query(driver_connection, _TRANSFERS_SQL, [transfer_ids])
-            posting_rows = _query(driver_connection, _POSTINGS_OF_TRANSFERS_SQL, [transfer_ids])
-        account_rows = _query(driver_connection, _LOCK_ACCOUNTS_SQL, [account_ids, transfer_ids])
+            transfer_rows = _query(driver_connection, _TRANSFERS_SQL, [arrays.uuids(transfer_ids)])
+            posting_rows = _query(
+                driver_connection, _POSTINGS_OF_TRANSFERS_SQL, [arrays.uuids(transfer_ids)]
+            )
+        account_rows = driver_connection.cursor()
+        account_rows.execute(
+            _LOCK_ACCOUNTS_WITH_METADATA_SQL if with_metadata else _LOCK_ACCOUNTS_ONLY_SQL,
+            [arrays.uuids(account_ids), arrays.uuids(transfer_ids)],
+        )
     return BatchState(
         transfers=_transfers_from_rows(transfer_rows, posting_rows) if transfer_ids else {},
-        accounts={row.id: account_state_from_row(row) for row in account_rows.fetchall()},
+        accounts={row[0]: _locked_account(row) for row in account_rows.fetchall()},
+    )
+
+
+_DIRECTIONS = {d.value: d for d in Direction}
+_STATUSES = {s.value: s for s in AccountStatus}
+_FLAGS = {
+    (debits_within, credits_within): AccountFlags(debits_within, credits_within)
+    for debits_within in (False, True)
+    for credits_within in (False, True)
+}
+
+
+def _locked_account(row: tuple) -> AccountState:
+    """An account as `_LOCK_ACCOUNTS_SQL` reads it (runs for every account of every batch)."""
+    (account_id, asset_code, normal_side, status, debits_within, credits_within, limit,
+     debits_posted, credits_posted, debits_pending, credits_pending, posting_count,
+     created_at, *metadata) = row
+    return AccountState(
+        account_id, asset_code, _DIRECTIONS[normal_side], _STATUSES[status],
+        _FLAGS[debits_within, credits_within], None if limit is None else int(limit),
+        Balances(int(debits_posted), int(credits_posted), int(debits_pending),
+                 int(credits_pending)),
+        posting_count, metadata[0] if metadata else None, created_at,
     )
 
 
@@ -163,8 +211,8 @@ def load_transfers_on(driver_connection, ids: Iterable[UUID]) -> dict[UUID, Tran
     if not ids:
         return {}
     with pipeline(driver_connection):
-        transfer_rows = _query(driver_connection, _TRANSFERS_SQL, [ids])
-        posting_rows = _query(driver_connection, _POSTINGS_OF_TRANSFERS_SQL, [ids])
+        transfer_rows = _query(driver_connection, _TRANSFERS_SQL, [arrays.uuids(ids)])
+        posting_rows = _query(driver_connection, _POSTINGS_OF_TRANSFERS_SQL, [arrays.uuids(ids)])
     return _transfers_from_rows(transfer_rows, posting_rows)
 
 
@@ -257,9 +305,37 @@ def _json(value) -> str:
     )
 
 
-def _columns(rows: list[tuple]) -> list[list]:
-    """Rows to columns, the shape `unnest` takes."""
-    return [list(column) for column in zip(*rows, strict=True)]
+def _columns(rows: list[tuple], encoders: tuple) -> list[arrays.EncodedArray]:
+    """Rows to columns, the shape `unnest` takes, each encoded as one binary array."""
+    columns = zip(*rows, strict=True)
+    return [encode(column) for encode, column in zip(encoders, columns, strict=True)]
+
+
+# The encoders of each statement's columns, in the order of its `unnest` arguments.
+_ACCOUNT_COLUMNS = (
+    arrays.uuids, arrays.texts, arrays.texts, arrays.texts, arrays.bools, arrays.bools,
+    arrays.numerics, arrays.numerics, arrays.numerics, arrays.numerics, arrays.numerics,
+    arrays.int8s, arrays.texts, arrays.instants, arrays.instants,
+)
+_ACCOUNT_UPDATE_COLUMNS = (
+    arrays.uuids, arrays.texts, arrays.numerics, arrays.numerics, arrays.numerics,
+    arrays.numerics, arrays.int8s,
+)
+_TRANSFER_COLUMNS = (
+    arrays.uuids, arrays.texts, arrays.uuids, arrays.uuids, arrays.uuids, arrays.instants,
+    arrays.texts, arrays.instants,
+)
+_POSTING_COLUMNS = (
+    arrays.uuids, arrays.int8s, arrays.uuids, arrays.int2s, arrays.texts, arrays.texts,
+    arrays.texts, arrays.numerics, arrays.numerics, arrays.numerics, arrays.numerics,
+    arrays.numerics, arrays.instants,
+)
+_KEY_COLUMNS = (
+    arrays.texts, arrays.texts, arrays.byteas, arrays.texts, arrays.texts, arrays.instants,
+)
+_EVENT_COLUMNS = (
+    arrays.uuids, arrays.texts, arrays.texts, arrays.texts, arrays.texts, arrays.instants,
+)
 
 
 def _insert_assets(effects: Effects, now: datetime) -> tuple[str, list]:
@@ -267,7 +343,8 @@ def _insert_assets(effects: Effects, now: datetime) -> tuple[str, list]:
         "INSERT INTO assets (code, scale, created_at)"
         " SELECT * FROM unnest(%b::text[], %b::int2[], %b::timestamptz[])"
     )
-    return sql, _columns([(a.code, a.scale, now) for a in effects.assets])
+    rows = [(a.code, a.scale, now) for a in effects.assets]
+    return sql, _columns(rows, (arrays.texts, arrays.int2s, arrays.instants))
 
 
 def _insert_accounts(opened: list[AccountState], now: datetime) -> tuple[str, list]:
@@ -293,7 +370,7 @@ def _insert_accounts(opened: list[AccountState], now: datetime) -> tuple[str, li
         )
         for s in opened
     ]
-    return sql, _columns(rows)
+    return sql, _columns(rows, _ACCOUNT_COLUMNS)
 
 
 def _update_accounts(changed: list[AccountState], now: datetime) -> tuple[str, list]:
@@ -310,7 +387,7 @@ def _update_accounts(changed: list[AccountState], now: datetime) -> tuple[str, l
     rows = [
         (s.id, s.status.value, *_balance_values(s.balances), s.posting_count) for s in changed
     ]
-    return sql, [now, *_columns(rows)]
+    return sql, [now, *_columns(rows, _ACCOUNT_UPDATE_COLUMNS)]
 
 
 def _balance_values(balances: Balances) -> tuple[int, int, int, int]:
@@ -336,7 +413,7 @@ def _insert_transfers(effects: Effects) -> list[tuple[str, list]]:
         )
         for t in effects.transfers
     ]
-    statements.append((transfer_sql, _columns(transfer_rows)))
+    statements.append((transfer_sql, _columns(transfer_rows, _TRANSFER_COLUMNS)))
     posting_sql = (
         "INSERT INTO postings (account_id, account_seq, transfer_id, leg_index, asset_code,"
         " direction, layer, amount_minor, debits_posted_after, credits_posted_after,"
@@ -354,7 +431,7 @@ def _insert_transfers(effects: Effects) -> list[tuple[str, list]]:
         for t in effects.transfers
         for index, p in enumerate(t.postings)
     ]
-    statements.append((posting_sql, _columns(posting_rows)))
+    statements.append((posting_sql, _columns(posting_rows, _POSTING_COLUMNS)))
     opened_holds = [
         (t.id, t.expires_at) for t in effects.transfers if t.kind is TransferKind.PENDING
     ]
@@ -362,13 +439,13 @@ def _insert_transfers(effects: Effects) -> list[tuple[str, list]]:
         statements.append((
             "INSERT INTO open_pending_transfers (transfer_id, expires_at)"
             " SELECT * FROM unnest(%b::uuid[], %b::timestamptz[])",
-            _columns(opened_holds),
+            _columns(opened_holds, (arrays.uuids, arrays.instants)),
         ))
     closed_holds = [t.pending_id for t in effects.transfers if t.pending_id is not None]
     if closed_holds:
         statements.append((
             "DELETE FROM open_pending_transfers WHERE transfer_id = ANY(%b::uuid[])",
-            [closed_holds],
+            [arrays.uuids(closed_holds)],
         ))
     return statements
 
@@ -388,7 +465,7 @@ def _insert_keys(effects: Effects) -> tuple[str, list]:
         )
         for k in effects.keys
     ]
-    return sql, _columns(rows)
+    return sql, _columns(rows, _KEY_COLUMNS)
 
 
 def _insert_events(effects: Effects) -> tuple[str, list]:
@@ -406,7 +483,7 @@ def _insert_events(effects: Effects) -> tuple[str, list]:
         )
         for ev in effects.events
     ]
-    return sql, _columns(rows)
+    return sql, _columns(rows, _EVENT_COLUMNS)
 
 
 def expired_pending_ids(connection: Connection, now: datetime, limit: int) -> list[UUID]:
