@@ -16,7 +16,7 @@ from operator import attrgetter
 from pacioli.matching import snapshots
 from pacioli.matching.execution import Engine
 from pacioli.matching.market import Market
-from pacioli.matching.market_data import L1, L2, L3, REPLACED, ChangeMessage, MatchMessage
+from pacioli.matching.market_data import L1, L2, L3, REPLACED, MatchMessage
 from pacioli.matching.orders import (
     AdvanceClock,
     AmendOrder,
@@ -44,10 +44,12 @@ from pacioli.matching.results import (
     AMENDED,
     CANCELLED,
     EXPIRED,
+    RESIZED,
+    TRIGGERED,
     UNFILLED,
-    Changed,
     Reject,
     Result,
+    match_message,
 )
 from pacioli.matching.state_hash import state_hash
 
@@ -77,19 +79,19 @@ class OrderBook(Engine):
         placing = type(command) is PlaceOrder
         reject = place_refusal(self, command) if placing else refusal(self, command)
         if reject is not None:
-            return Result(reject)
-        result = Result()
+            return Result((), reject)
+        events: list[tuple] = []
         if command.ts > self.clock:
             self.clock = command.ts
         if self.expiries and self.expiries[0][0] <= self.clock:
-            self.expire(result)
+            self.expire(events)
         if placing:
-            self.place(command, result)
+            self.place(command, events)
         else:
-            self.handlers[type(command)](command, result)
+            self.handlers[type(command)](command, events)
         if (self.buy_stops or self.sell_stops) and self.last_price is not None:
-            self.trigger_stops(result)
-        return result
+            self.trigger_stops(events)
+        return Result(events)
 
     def check(self, command: Command) -> Reject | None:
         """The refusal `apply(command)` would give now, or None; changes nothing."""
@@ -97,7 +99,7 @@ class OrderBook(Engine):
 
     # Commands. Each runs after its checks passed.
 
-    def place(self, command: PlaceOrder, result: Result) -> None:
+    def place(self, command: PlaceOrder, events: list[tuple]) -> None:
         type_ = TYPES[command.type]
         tif = TIMES_IN_FORCE[command.tif]
         order = Order(
@@ -116,16 +118,16 @@ class OrderBook(Engine):
             else:
                 heappush(self.sell_stops, (-order.stop_price, order.order_id))
         else:
-            self.execute(order, result)
+            self.execute(order, events)
 
-    def cancel(self, command: CancelOrder, result: Result) -> None:
+    def cancel(self, command: CancelOrder, events: list[tuple]) -> None:
         order = self.orders.get(command.order_id)
         if order is not None:
-            self.remove_resting(order, CANCELLED, result, public=True)
+            self.remove_resting(order, CANCELLED, events, public=True)
         else:
-            self.drop_stop(self.stops[command.order_id], CANCELLED, result)
+            self.drop_stop(self.stops[command.order_id], CANCELLED, events)
 
-    def cancel_all(self, command: CancelAll, result: Result) -> None:
+    def cancel_all(self, command: CancelAll, events: list[tuple]) -> None:
         """Cancel the owner's live orders (on one side, if given) in order-id order."""
         side = None if command.side is None else SIDES[command.side]
         owned = self.by_owner.get(command.owner)
@@ -136,11 +138,11 @@ class OrderBook(Engine):
             if side is not None and order.side is not side:
                 continue
             if order_id in self.orders:
-                self.remove_resting(order, CANCELLED, result, public=True)
+                self.remove_resting(order, CANCELLED, events, public=True)
             else:
-                self.drop_stop(order, CANCELLED, result)
+                self.drop_stop(order, CANCELLED, events)
 
-    def amend(self, command: AmendOrder, result: Result) -> None:
+    def amend(self, command: AmendOrder, events: list[tuple]) -> None:
         """Change a resting order's open size and/or price (see `AmendOrder`)."""
         order = self.orders[command.order_id]
         price = order.price if command.price is None else command.price
@@ -152,35 +154,34 @@ class OrderBook(Engine):
                 side.levels[order.key].total -= old - size
                 order.remaining = size
                 order.cancelled += old - size
-                self.decrement_published(order, old, result)
+                self.decrement_published(order, old, events)
             return
         # A new price or a larger size: the order goes to the back (and may trade now).
-        self.remove_resting(order, REPLACED, result, public=False)
+        self.remove_resting(order, REPLACED, events, public=False)
         replacement = replace_order(order, price=price, size=size)
-        result.changed.append(Changed(
-            order.order_id, order.owner, order.side, price, old, size, AMENDED,
-        ))
-        self.execute(replacement, result)
+        events.append((RESIZED, None, self.clock, order.order_id, order.owner, order.side, price,
+                       old, size, AMENDED))
+        self.execute(replacement, events)
 
-    def advance(self, command: AdvanceClock, result: Result) -> None:
+    def advance(self, command: AdvanceClock, events: list[tuple]) -> None:
         """Nothing beyond what `apply` does for every command: the clock and expiries."""
 
     # Time and stops.
 
-    def expire(self, result: Result) -> None:
+    def expire(self, events: list[tuple]) -> None:
         """Expire the GTT orders (resting or stops) whose expires_at <= the clock."""
         expiries = self.expiries
         while expiries and expiries[0][0] <= self.clock:
             _, order_id = heappop(expiries)
             order = self.orders.get(order_id)
             if order is not None:
-                self.remove_resting(order, EXPIRED, result, public=True)
+                self.remove_resting(order, EXPIRED, events, public=True)
                 continue
             stop = self.stops.get(order_id)
             if stop is not None:
-                self.drop_stop(stop, EXPIRED, result)
+                self.drop_stop(stop, EXPIRED, events)
 
-    def trigger_stops(self, result: Result) -> None:
+    def trigger_stops(self, events: list[tuple]) -> None:
         """Execute the stops the last trade price reached, in order-id order, until none is.
 
         A buy stop triggers when the last price >= its stop price, a sell stop when <=.
@@ -204,36 +205,31 @@ class OrderBook(Engine):
             triggered.sort(key=BY_ORDER_ID)
             for stop in triggered:
                 self.unindex(stop)
-                result.triggered.append(stop.order_id)
+                events.append((TRIGGERED, stop.order_id))
                 if stop.tif is FOK and not fillable(
                     self.asks if stop.side is Side.BUY else self.bids, stop.side, stop.price,
                     stop.remaining, stop.owner, stop.stp, None,
                 ):
-                    self.finish(stop, UNFILLED, result)
+                    self.finish(stop, UNFILLED, events)
                 else:
-                    self.execute(stop, result)
+                    self.execute(stop, events)
 
-    def drop_stop(self, stop: Order, reason: str, result: Result) -> None:
+    def drop_stop(self, stop: Order, reason: str, events: list[tuple]) -> None:
         """A waiting stop is cancelled or expires (it was never on the public book)."""
         del self.stops[stop.order_id]
         self.unindex(stop)
-        self.finish(stop, reason, result)
+        self.finish(stop, reason, events)
         # Cancelled stops stay in their heap until popped; rebuild a heap they crowd.
         for heap in (self.buy_stops, self.sell_stops):
             if len(heap) > 2 * len(self.stops) + 64:
                 heap[:] = [entry for entry in heap if entry[1] in self.stops]
                 heapify(heap)
 
-    def decrement_published(self, order: Order, old: int, result: Result) -> None:
+    def decrement_published(self, order: Order, old: int, events: list[tuple]) -> None:
         """Record an amend's in-place decrease in the result and the stream."""
-        result.changed.append(Changed(
-            order.order_id, order.owner, order.side, order.price, old, order.remaining, AMENDED,
-        ))
-        self.sequence += 1
-        result.md.append(ChangeMessage(
-            self.sequence, self.clock, order.order_id, order.side, order.price, old,
-            order.remaining,
-        ))
+        self.sequence = seq = self.sequence + 1
+        events.append((RESIZED, seq, self.clock, order.order_id, order.owner, order.side,
+                       order.price, old, order.remaining, AMENDED))
 
     # Reading.
 
@@ -250,7 +246,7 @@ class OrderBook(Engine):
         """The most recent trades (`match` messages), newest first."""
         tape = self.tape
         count = min(limit, len(tape))
-        return [tape[-1 - index] for index in range(count)]
+        return [match_message(tape[-1 - index]) for index in range(count)]
 
     def get_order(self, order_id: int) -> OrderView | None:
         """A live order (resting: status "open"; a waiting stop: "pending"), or None."""

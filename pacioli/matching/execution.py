@@ -17,17 +17,16 @@ from collections import deque
 
 from pacioli.matching.levels import BookSide, Level
 from pacioli.matching.market import Market
-from pacioli.matching.market_data import ChangeMessage, DoneMessage, MatchMessage, OpenMessage
 from pacioli.matching.orders import Order, OrderType, SelfTrade, Side, TimeInForce
 from pacioli.matching.results import (
+    ENDED,
     FILLED,
+    LEFT,
+    MATCHED,
+    OPENED,
+    RESIZED,
     SELF_TRADE,
     UNFILLED,
-    Changed,
-    Done,
-    Fill,
-    Opened,
-    Result,
 )
 
 BUY = Side.BUY
@@ -67,13 +66,15 @@ class Engine:
         self.clock = 0  # the largest ts seen, in microseconds
         self.sequence = 0  # of the last market-data message
         self.last_order_id = 0  # the largest order id accepted; new ones must be larger
-        self.tape: deque[MatchMessage] = deque(maxlen=tape_length)
+        # The last trades' MATCHED events (results.py), oldest first.
+        self.tape: deque[tuple] = deque(maxlen=tape_length)
 
-    # The one path of an accepted order.
+    # The one path of an accepted order. `events` is the command's `Result.events`.
 
-    def execute(self, taker: Order, result: Result) -> None:
+    def execute(self, taker: Order, events: list[tuple]) -> None:
         """Match `taker`, then rest its remainder (limit GTC/GTT) or finish it."""
-        is_limit = taker.type is LIMIT or taker.type is STOP_LIMIT
+        type_ = taker.type
+        is_limit = type_ is LIMIT or type_ is STOP_LIMIT
         if taker.side is BUY:
             other = self.asks
             limit_key = -taker.price if is_limit else NO_LIMIT
@@ -81,25 +82,32 @@ class Engine:
             other = self.bids
             limit_key = taker.price if is_limit else NO_LIMIT
         keys = other.keys
-        ended = RAN_OUT
+        tif = taker.tif
         if keys and keys[-1] >= limit_key:
-            ended = self.take(taker, other, limit_key, result)
-        elif is_limit and taker.tif is not IOC and taker.tif is not FOK:
-            self.rest(taker, result)  # the commonest path: nothing to take, the order rests
+            ended = self.take(taker, other, limit_key, events)
+        elif is_limit and tif is not IOC and tif is not FOK:
+            self.rest(taker, events)  # the commonest path: nothing to take, the order rests
             return
-        if ended == STP_CANCELLED:
-            self.finish(taker, SELF_TRADE, result)
-        elif taker.funds is not None:
-            self.finish(taker, FILLED if ended == COMPLETE or not taker.funds else UNFILLED, result)
-        elif taker.remaining == 0:
-            self.finish(taker, FILLED, result)
-        elif not is_limit or taker.tif is IOC or taker.tif is FOK:
-            self.finish(taker, UNFILLED, result)
         else:
-            self.rest(taker, result)
+            ended = RAN_OUT
+        if ended == STP_CANCELLED:
+            self.finish(taker, SELF_TRADE, events)
+        elif taker.funds is not None:
+            self.finish(taker, FILLED if ended == COMPLETE or not taker.funds else UNFILLED,
+                        events)
+        elif taker.remaining == 0:
+            self.finish(taker, FILLED, events)
+        elif not is_limit or tif is IOC or tif is FOK:
+            self.finish(taker, UNFILLED, events)
+        else:
+            self.rest(taker, events)
 
-    def take(self, taker: Order, other: BookSide, limit_key: int, result: Result) -> int:
-        """Fill `taker` against `other` while its levels cross `limit_key`; how it ended."""
+    def take(self, taker: Order, other: BookSide, limit_key: int, events: list[tuple]) -> int:
+        """Fill `taker` against `other` while its levels cross `limit_key`; how it ended.
+
+        The taker's open size and the sequence live in locals while the loop runs; they
+        are written back before self-trade prevention (which reads them) and at the end.
+        """
         keys = other.keys
         levels = other.levels
         market = self.market
@@ -110,12 +118,14 @@ class Engine:
         taker_id = taker.order_id
         taker_side = taker.side
         by_funds = taker.funds is not None
-        fills = result.fills
-        md = result.md
-        done = result.done
-        tape = self.tape
+        remaining = taker.remaining
+        filled = taker.filled
+        seq = self.sequence
+        record = events.append
+        tape = self.tape.append
         orders = self.orders
         by_owner = self.by_owner
+        traded = None  # the price of the last fill
         ended = RAN_OUT
         while keys:
             key = keys[-1]
@@ -136,48 +146,50 @@ class Engine:
                         ended = COMPLETE
                         break
                 else:
-                    capacity = taker.remaining
-                if maker.owner == owner:
-                    if self.prevent_self_trade(taker, maker, level, capacity, result):
+                    capacity = remaining
+                maker_owner = maker.owner
+                if maker_owner == owner:
+                    taker.remaining = remaining
+                    taker.filled = filled
+                    self.sequence = seq
+                    cancelled = self.prevent_self_trade(taker, maker, level, capacity, events)
+                    remaining = taker.remaining
+                    seq = self.sequence
+                    if cancelled:
                         ended = STP_CANCELLED
                         break
                     continue
-                size = maker.remaining if maker.remaining < capacity else capacity
-                quote_amount = -(-(price * size) // base_unit)
-                maker.remaining -= size
+                maker_left = maker.remaining
+                size = maker_left if maker_left < capacity else capacity
+                maker_left -= size
+                maker.remaining = maker_left
                 maker.filled += size
                 level.total -= size
                 if by_funds:
-                    taker.funds -= quote_amount
+                    taker.funds -= -(-(price * size) // base_unit)
                 else:
-                    taker.remaining -= size
-                taker.filled += size
-                self.sequence += 1
-                seq = self.sequence
-                message = MatchMessage(seq, ts, maker.order_id, taker_id, maker.side, price, size)
-                md.append(message)
-                tape.append(message)
-                fills.append(Fill(
-                    seq, ts, price, size, quote_amount, taker_id, owner, taker_side,
-                    maker.order_id, maker.owner,
-                ))
-                self.last_price = price
-                if maker.remaining == 0:  # pop_maker(maker, level, FILLED, result), inlined
+                    remaining -= size
+                filled += size
+                traded = price
+                seq += 1
+                maker_id = maker.order_id
+                event = (MATCHED, seq, ts, price, size, base_unit, taker_id, owner, taker_side,
+                         maker_id, maker_owner)
+                record(event)
+                tape(event)
+                if maker_left == 0:  # pop_maker(maker, level, FILLED, events), inlined
                     queue.popleft()
                     level.count -= 1
                     maker.live = False
-                    maker_id = maker.order_id
                     del orders[maker_id]
-                    owned = by_owner[maker.owner]
+                    owned = by_owner[maker_owner]
                     del owned[maker_id]
                     if not owned:
-                        del by_owner[maker.owner]
-                    done.append(Done(maker_id, maker.owner, FILLED, 0))
-                    self.sequence += 1
-                    md.append(DoneMessage(
-                        self.sequence, ts, maker_id, maker.side, price, 0, FILLED,
-                    ))
-                if not by_funds and taker.remaining == 0:
+                        del by_owner[maker_owner]
+                    seq += 1
+                    record((LEFT, seq, ts, maker_id, maker_owner, maker.side, price, 0, FILLED,
+                            True))
+                if remaining == 0 and not by_funds:
                     ended = COMPLETE
                     break
             if level.count == 0:
@@ -185,10 +197,15 @@ class Engine:
                 del levels[key]
             if ended:
                 break
+        taker.remaining = remaining
+        taker.filled = filled
+        self.sequence = seq
+        if traded is not None:
+            self.last_price = traded
         return ended
 
     def prevent_self_trade(
-        self, taker: Order, maker: Order, level: Level, capacity: int, result: Result
+        self, taker: Order, maker: Order, level: Level, capacity: int, events: list[tuple]
     ) -> bool:
         """Apply the taker's self-trade mode to `maker` (its own order); True: taker cancelled.
 
@@ -198,46 +215,42 @@ class Engine:
         """
         mode = taker.stp
         if mode is CANCEL_OLDEST:
-            self.pop_maker(maker, level, SELF_TRADE, result)
+            self.pop_maker(maker, level, SELF_TRADE, events)
             return False
         if mode is CANCEL_NEWEST:
             return True
         if mode is CANCEL_BOTH:
-            self.pop_maker(maker, level, SELF_TRADE, result)
+            self.pop_maker(maker, level, SELF_TRADE, events)
             return True
         # Decrement and cancel: the smaller is cancelled, the larger decremented by it.
         if capacity > maker.remaining:
             decrement = maker.remaining
-            self.pop_maker(maker, level, SELF_TRADE, result)
+            self.pop_maker(maker, level, SELF_TRADE, events)
             if taker.funds is None:
-                self.decrement(taker, decrement, result)
+                self.decrement(taker, decrement, events)
             return False
         if capacity < maker.remaining:
-            self.decrement(maker, capacity, result, level)
+            self.decrement(maker, capacity, events, level)
             return True
-        self.pop_maker(maker, level, SELF_TRADE, result)
+        self.pop_maker(maker, level, SELF_TRADE, events)
         return True
 
     def decrement(
-        self, order: Order, size: int, result: Result, level: Level | None = None
+        self, order: Order, size: int, events: list[tuple], level: Level | None = None
     ) -> None:
         """Cancel `size` of `order`'s open size in place (self-trade `dc`); it keeps its place."""
         old = order.remaining
         order.remaining = old - size
         order.cancelled += size
-        result.changed.append(Changed(
-            order.order_id, order.owner, order.side, order.price, old, order.remaining, SELF_TRADE,
-        ))
+        seq = None
         if level is not None:  # a resting order: the public book changes too
             level.total -= size
-            self.sequence += 1
-            result.md.append(ChangeMessage(
-                self.sequence, self.clock, order.order_id, order.side, order.price, old,
-                order.remaining,
-            ))
+            self.sequence = seq = self.sequence + 1
+        events.append((RESIZED, seq, self.clock, order.order_id, order.owner, order.side,
+                       order.price, old, order.remaining, SELF_TRADE))
 
-    def pop_maker(self, maker: Order, level: Level, reason: str, result: Result) -> None:
-        """Take the order at the front of `level` off the book (filled, or cancelled by STP).
+    def pop_maker(self, maker: Order, level: Level, reason: str, events: list[tuple]) -> None:
+        """Take the order at the front of `level` off the book (cancelled by STP).
 
         The taker loop removes the level itself once it is empty.
         """
@@ -251,47 +264,46 @@ class Engine:
         maker.live = False
         order_id = maker.order_id
         del self.orders[order_id]
-        owned = self.by_owner[maker.owner]
-        del owned[order_id]
-        if not owned:
-            del self.by_owner[maker.owner]
-        result.done.append(Done(maker.order_id, maker.owner, reason, remaining))
+        self.unindex(maker)
         self.sequence += 1
-        result.md.append(DoneMessage(
-            self.sequence, self.clock, maker.order_id, maker.side, level.price, remaining, reason,
-        ))
+        events.append((LEFT, self.sequence, self.clock, order_id, maker.owner, maker.side,
+                       level.price, remaining, reason, True))
 
-    def rest(self, order: Order, result: Result) -> None:
+    def rest(self, order: Order, events: list[tuple]) -> None:
         """Put the rest of a limit order on the book (BookSide.add and index, inlined)."""
         order_id = order.order_id
         side = order.side
         price = order.price
         remaining = order.remaining
+        owner = order.owner
         if side is BUY:
             book_side = self.bids
             key = price
         else:
             book_side = self.asks
             key = -price
-        level = book_side.levels.get(key)
+        levels = book_side.levels
+        level = levels.get(key)
         if level is None:
-            level = book_side.levels[key] = Level(price)
+            level = levels[key] = Level(price)
             insort(book_side.keys, key)
         level.orders.append(order)
         level.count += 1
         level.total += remaining
         order.key = key
         self.orders[order_id] = order
-        owned = self.by_owner.get(order.owner)
+        by_owner = self.by_owner
+        owned = by_owner.get(owner)
         if owned is None:
-            self.by_owner[order.owner] = {order_id: order}
+            by_owner[owner] = {order_id: order}
         else:
             owned[order_id] = order
-        result.opened.append(Opened(order_id, order.owner, side, price, remaining))
-        self.sequence += 1
-        result.md.append(OpenMessage(self.sequence, self.clock, order_id, side, price, remaining))
+        self.sequence = seq = self.sequence + 1
+        events.append((OPENED, seq, self.clock, order_id, owner, side, price, remaining))
 
-    def remove_resting(self, order: Order, reason: str, result: Result, *, public: bool) -> None:
+    def remove_resting(
+        self, order: Order, reason: str, events: list[tuple], *, public: bool
+    ) -> None:
         """Take a resting order off the book outside the taker loop (cancel, expiry, amend).
 
         `public` says whether the order is done for the caller too (an amend that loses
@@ -301,14 +313,16 @@ class Engine:
         order_id = order.order_id
         remaining = order.remaining
         side = order.side
+        owner = order.owner
         book_side = self.bids if side is BUY else self.asks
         key = order.key
-        level = book_side.levels[key]
+        levels = book_side.levels
+        level = levels[key]
         order.live = False
         level.count -= 1
         level.total -= remaining
         if level.count == 0:
-            del book_side.levels[key]
+            del levels[key]
             keys = book_side.keys
             if keys[-1] == key:
                 keys.pop()
@@ -317,26 +331,25 @@ class Engine:
         elif len(level.orders) > 2 * level.count + 8:
             level.compact()
         del self.orders[order_id]
-        owned = self.by_owner[order.owner]
+        by_owner = self.by_owner
+        owned = by_owner[owner]
         del owned[order_id]
         if not owned:
-            del self.by_owner[order.owner]
-        self.sequence += 1
-        result.md.append(
-            DoneMessage(self.sequence, self.clock, order_id, side, order.price, remaining, reason)
-        )
+            del by_owner[owner]
+        self.sequence = seq = self.sequence + 1
+        events.append((LEFT, seq, self.clock, order_id, owner, side, order.price, remaining,
+                       reason, public))
         if public:
             order.cancelled += remaining
             order.remaining = 0
-            result.done.append(Done(order_id, order.owner, reason, remaining))
 
-    def finish(self, order: Order, reason: str, result: Result) -> None:
+    def finish(self, order: Order, reason: str, events: list[tuple]) -> None:
         """An order that is not on the book is done; what it did not fill is cancelled."""
         remaining = order.remaining
         order.cancelled += remaining
         order.remaining = 0
         order.live = False
-        result.done.append(Done(order.order_id, order.owner, reason, remaining, order.funds))
+        events.append((ENDED, order.order_id, order.owner, reason, remaining, order.funds))
 
     def index(self, order: Order) -> None:
         owned = self.by_owner.get(order.owner)
@@ -349,4 +362,3 @@ class Engine:
         del owned[order.order_id]
         if not owned:
             del self.by_owner[order.owner]
-

@@ -1,12 +1,25 @@
 """What a command did: a `Result` with the fills, the orders done, opened and changed.
 
-These are plain slots classes, not dataclasses: a busy book builds several per command,
-and a hand-written `__init__` is the cheapest way to build them.
+The book records what happens as it happens, as one flat tuple per event in
+`Result.events` (the kinds below); a `Result` builds its `Fill`s, `Done`s, market-data
+messages and the rest from them the first time one of its lists is read. Most commands
+of a busy book are never read field by field (a bench, a replay), and building two or
+three objects per event was a good part of a command's cost; the events hold the same
+numbers, so what a reader gets is the same either way.
+
+The public records are plain slots classes, not dataclasses: a hand-written `__init__`
+is the cheapest way to build them.
 """
 
 from __future__ import annotations
 
-from pacioli.matching.market_data import MarketDataMessage
+from pacioli.matching.market_data import (
+    ChangeMessage,
+    DoneMessage,
+    MarketDataMessage,
+    MatchMessage,
+    OpenMessage,
+)
 from pacioli.matching.orders import Side
 
 # Reject codes (stable; the API shows them).
@@ -154,6 +167,35 @@ class Changed:
         )
 
 
+# The events a command records, in the order they happen (first item: the kind).
+# An order rests: (OPENED, sequence, ts, order_id, owner, side, price, size).
+OPENED = 0
+# A trade: (MATCHED, sequence, ts, price, size, base_unit, taker_order_id, taker_owner,
+#  taker_side, maker_order_id, maker_owner); base_unit (the market's) gives the quote amount.
+MATCHED = 1
+# A resting order leaves the book: (LEFT, sequence, ts, order_id, owner, side, price,
+#  remaining_size, reason, public); not public: an amend that lost its place (no `Done`).
+LEFT = 2
+# An order that never rested is done: (ENDED, order_id, owner, reason, remaining_size,
+#  remaining_funds).
+ENDED = 3
+# An open size changed in place: (RESIZED, sequence, ts, order_id, owner, side, price,
+#  old_size, new_size, reason); sequence None: nothing public changed (a taker, an amend
+#  that lost its place).
+RESIZED = 4
+# A stop triggered: (TRIGGERED, order_id).
+TRIGGERED = 5
+
+BUY, SELL = Side.BUY, Side.SELL
+
+
+def match_message(event: tuple) -> MatchMessage:
+    """The `match` message of a MATCHED event (the maker is on the other side)."""
+    _, seq, ts, price, size, _, taker_id, _, taker_side, maker_id, _ = event
+    return MatchMessage(seq, ts, maker_id, taker_id, SELL if taker_side is BUY else BUY,
+                        price, size)
+
+
 class Result:
     """What one command did. A refused command has `accepted=False`, a `reject`, and
     nothing else: it changed nothing (not even the clock).
@@ -165,19 +207,82 @@ class Result:
     - `changed`: open sizes changed in place (amends, self-trade decrements).
     - `triggered`: ids of stop orders whose stop price the last trade reached.
     - `md`: the market-data messages, numbered, that this command produced.
+
+    All six are built together from `events` on the first read, then kept.
     """
 
-    __slots__ = ("accepted", "reject", "fills", "done", "opened", "changed", "triggered", "md")
+    __slots__ = ("reject", "events", "built")
 
-    def __init__(self, reject: Reject | None = None) -> None:
-        self.accepted = reject is None
+    def __init__(self, events: list[tuple] | tuple = (), reject: Reject | None = None) -> None:
         self.reject = reject
-        self.fills: list[Fill] = []
-        self.done: list[Done] = []
-        self.opened: list[Opened] = []
-        self.changed: list[Changed] = []
-        self.triggered: list[int] = []
-        self.md: list[MarketDataMessage] = []
+        self.events = events
+        self.built: tuple[list, ...] | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reject is None
+
+    @property
+    def fills(self) -> list[Fill]:
+        return (self.built or self.build())[0]
+
+    @property
+    def done(self) -> list[Done]:
+        return (self.built or self.build())[1]
+
+    @property
+    def opened(self) -> list[Opened]:
+        return (self.built or self.build())[2]
+
+    @property
+    def changed(self) -> list[Changed]:
+        return (self.built or self.build())[3]
+
+    @property
+    def triggered(self) -> list[int]:
+        return (self.built or self.build())[4]
+
+    @property
+    def md(self) -> list[MarketDataMessage]:
+        return (self.built or self.build())[5]
+
+    def build(self) -> tuple[list, ...]:
+        """The six lists, from the events (see the kinds above)."""
+        fills: list[Fill] = []
+        done: list[Done] = []
+        opened: list[Opened] = []
+        changed: list[Changed] = []
+        triggered: list[int] = []
+        md: list[MarketDataMessage] = []
+        for event in self.events:
+            kind = event[0]
+            if kind == MATCHED:
+                (_, seq, ts, price, size, base_unit, taker_id, taker_owner, taker_side,
+                 maker_id, maker_owner) = event
+                fills.append(Fill(seq, ts, price, size, -(-(price * size) // base_unit),
+                                  taker_id, taker_owner, taker_side, maker_id, maker_owner))
+                md.append(match_message(event))
+            elif kind == OPENED:
+                _, seq, ts, order_id, owner, side, price, size = event
+                opened.append(Opened(order_id, owner, side, price, size))
+                md.append(OpenMessage(seq, ts, order_id, side, price, size))
+            elif kind == LEFT:
+                _, seq, ts, order_id, owner, side, price, remaining, reason, public = event
+                md.append(DoneMessage(seq, ts, order_id, side, price, remaining, reason))
+                if public:
+                    done.append(Done(order_id, owner, reason, remaining))
+            elif kind == ENDED:
+                _, order_id, owner, reason, remaining, funds = event
+                done.append(Done(order_id, owner, reason, remaining, funds))
+            elif kind == RESIZED:
+                _, seq, ts, order_id, owner, side, price, old, new, reason = event
+                changed.append(Changed(order_id, owner, side, price, old, new, reason))
+                if seq is not None:
+                    md.append(ChangeMessage(seq, ts, order_id, side, price, old, new))
+            else:
+                triggered.append(event[1])
+        self.built = built = (fills, done, opened, changed, triggered, md)
+        return built
 
     def __repr__(self) -> str:
         if not self.accepted:
