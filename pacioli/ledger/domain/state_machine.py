@@ -366,27 +366,26 @@ class StateMachine:
     ) -> Transfer:
         """Apply the moves to staged accounts, check their rules, and build the transfer."""
         transfer_id = self.new_id()
+        now = self.now
         postings = []
+        touched = {}  # account id -> staged account, in order of first appearance
         for account_id, direction, layer, amount_minor in moves:
-            account = stage.account(account_id)
-            check_status_allows_transfer(account, allow_frozen=allow_frozen)
-            account.balances = account.balances.with_delta(direction, layer, amount_minor)
-            account.posting_count += 1
+            account = touched.get(account_id) or stage.account(account_id)
+            touched[account_id] = account
+            if account.status is not AccountStatus.OPEN:
+                check_status_allows_transfer(account, allow_frozen=allow_frozen)
+            account.balances = balances = account.balances.with_delta(
+                direction, layer, amount_minor
+            )
+            account.posting_count = account_seq = account.posting_count + 1
             postings.append(
                 Posting(
-                    account_id=account_id,
-                    account_seq=account.posting_count,
-                    transfer_id=transfer_id,
-                    asset_code=account.asset_code,
-                    direction=direction,
-                    layer=layer,
-                    amount_minor=amount_minor,
-                    balances_after=account.balances,
-                    created_at=self.now,
+                    account_id, account_seq, transfer_id, account.asset_code, direction, layer,
+                    amount_minor, balances, now,
                 )
             )
-        for account_id in dict.fromkeys(move[0] for move in moves):
-            check_balance_rules(stage.account(account_id))
+        for account in touched.values():
+            check_balance_rules(account)
         transfer = Transfer(
             id=transfer_id,
             kind=kind,
@@ -408,10 +407,8 @@ class StateMachine:
         for transfer in made:
             self.transfers[transfer.id] = transfer
             self.effects.transfers.append(transfer)
-            self._emit(
-                f"transfer.{transfer.kind.value}", "transfer", str(transfer.id),
-                transfer_payload(transfer),
-            )
+            payload = transfer_payload(transfer)
+            self._emit(_TRANSFER_EVENT_TYPES[transfer.kind], "transfer", payload["id"], payload)
 
     # Accounts and assets.
 
@@ -506,6 +503,8 @@ class StateMachine:
             OutboxEvent(self.new_id(), event_type, aggregate_type, aggregate_id, payload, self.now)
         )
 
+
+_TRANSFER_EVENT_TYPES = {kind: f"transfer.{kind.value}" for kind in TransferKind}
 
 _STATUS_CHANGES = {
     c.FreezeAccount: ({AccountStatus.OPEN}, AccountStatus.FROZEN, "account.frozen"),
@@ -633,18 +632,20 @@ def check_balance_rules(account: AccountState) -> None:
 
     Raises: InsufficientFunds, ExceedsDebits, BalanceOverflow.
     """
-    b = account.balances
+    # Runs for every account of every transfer: messages are formatted only when raised.
+    debits_posted, credits_posted, debits_pending, credits_pending = b = account.balances
     if max(b) > BALANCE_MAX_MINOR:
         raise e.BalanceOverflow(f"a balance of account {account.id} would overflow")
-    e.invariant(min(b) >= 0, f"balances of account {account.id} went negative: {b}")
+    if min(b) < 0:
+        raise e.InvariantBroken(f"balances of account {account.id} went negative: {b}")
     limit = account.limit_minor or 0
     flags = account.flags
     if flags.debits_must_not_exceed_credits and (
-        b.debits_posted + b.debits_pending > b.credits_posted + limit
+        debits_posted + debits_pending > credits_posted + limit
     ):
         raise e.InsufficientFunds(f"account {account.id} has insufficient funds")
     if flags.credits_must_not_exceed_debits and (
-        b.credits_posted + b.credits_pending > b.debits_posted + limit
+        credits_posted + credits_pending > debits_posted + limit
     ):
         raise e.ExceedsDebits(f"account {account.id} would have credits exceeding its debits")
 
@@ -675,9 +676,10 @@ _COMMAND_TYPE_BY_RESOLUTION = {
 
 def transfer_payload(transfer: Transfer) -> dict[str, Any]:
     """The event body for a transfer; amounts are strings so no JSON reader rounds them."""
+    # Enum members go in as they are: they are `str`s, and JSON writes their values.
     return {
         "id": str(transfer.id),
-        "kind": transfer.kind.value,
+        "kind": transfer.kind,
         "pending_id": str(transfer.pending_id) if transfer.pending_id else None,
         "reverses_id": str(transfer.reverses_id) if transfer.reverses_id else None,
         "batch_id": str(transfer.batch_id) if transfer.batch_id else None,
@@ -687,8 +689,8 @@ def transfer_payload(transfer: Transfer) -> dict[str, Any]:
             {
                 "account_id": str(p.account_id),
                 "asset": p.asset_code,
-                "direction": p.direction.value,
-                "layer": p.layer.value,
+                "direction": p.direction,
+                "layer": p.layer,
                 "amount_minor": str(p.amount_minor),
             }
             for p in transfer.postings

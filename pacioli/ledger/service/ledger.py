@@ -44,6 +44,7 @@ from pacioli.ledger.service.unit_of_work import (
     run_serializable,
 )
 from pacioli.ledger.storage import reads, repository
+from pacioli.ledger.storage.pipeline import end_implicit_transaction, pipeline
 
 log = logging.getLogger(__name__)
 
@@ -349,50 +350,38 @@ class Ledger:
     def _apply(
         self, uow: UnitOfWork, submissions: Sequence[c.Submission], touches: Touches
     ) -> tuple[list[Outcome | e.DomainError], list[repository.Statement]]:
-        key_pairs = [(s.client_id, s.idempotency_key) for s in submissions]
-        keys = uow.read_outside(lambda driver: repository.load_keys(driver, key_pairs))
-        replayed = self._replayed_transfers(uow, submissions, keys)
-        if all(pair in keys for pair in key_pairs):
-            # Replays only: the answers are stored; no transaction is needed.
-            return [_with_transfers(_replay(s, keys), replayed) for s in submissions], []
-        uow.begin()
         commands = [s.command for s in submissions]
-        state = repository.load_batch_state(
-            uow.connection, transfer_ids=touches.transfer_ids, account_ids=touches.account_ids,
-            with_metadata=any(isinstance(cmd, _STATUS_COMMANDS) for cmd in commands),
-        )
         needs_assets = any(isinstance(cmd, c.CreateAsset | c.OpenAccount) for cmd in commands)
+        driver = uow.driver
+        # One round trip: the keys (outside the transaction, before BEGIN), then BEGIN, the
+        # referenced transfers and the locked accounts.
+        with pipeline(driver) as psycopg_pipeline:
+            collect_keys = repository.queue_key_lookup(
+                driver, [(s.client_id, s.idempotency_key) for s in submissions]
+            )
+            end_implicit_transaction(psycopg_pipeline)
+            uow.begin()
+            collect_state = repository.queue_batch_state(
+                driver, transfer_ids=touches.transfer_ids, account_ids=touches.account_ids,
+                with_metadata=any(isinstance(cmd, _STATUS_COMMANDS) for cmd in commands),
+            )
+            collect_assets = repository.queue_assets(driver) if needs_assets else dict
+        keys = collect_keys()
+        replay_refs = _replay_refs(submissions, keys)  # before the machine adds new keys
+        state = collect_state()
         now = self._clock()
         machine = StateMachine(
-            assets=repository.load_assets(uow.connection) if needs_assets else {},
+            assets=collect_assets(),
             accounts=state.accounts,
             transfers=state.transfers,
             keys=keys,
             now=now,
             new_id=uuid7,
         )
-        results = [_with_transfers(machine.apply(s), replayed) for s in submissions]
+        results = [machine.apply(s) for s in submissions]
+        if replay_refs:
+            uow.after_commit = _attach_replayed_transfers(replay_refs, results)
         return results, repository.effect_statements(machine.effects, machine.accounts, now)
-
-    @staticmethod
-    def _replayed_transfers(
-        uow: UnitOfWork, submissions: Sequence[c.Submission], keys
-    ) -> dict[UUID, Transfer]:
-        """The stored transfers that this batch's replays answer with, read in one go.
-
-        Read here, by the writer, rather than by each caller on a connection of its own.
-        """
-        refs = [
-            UUID(ref)
-            for s in submissions
-            if (stored := keys.get((s.client_id, s.idempotency_key))) is not None
-            and stored.request_hash == s.request_hash
-            and stored.command_type in _TRANSFER_COMMAND_TYPES
-            for ref in stored.result_refs
-        ]
-        if not refs:
-            return {}
-        return uow.read_outside(lambda driver: repository.load_transfers_on(driver, refs))
 
     # Turning outcomes into results (replays are read back from the database).
 
@@ -501,6 +490,39 @@ _TRANSFER_COMMAND_TYPES = frozenset(
 )
 
 
+def _replay_refs(submissions: Sequence[c.Submission], keys) -> list[UUID]:
+    """The stored transfers that this batch's transfer replays answer with."""
+    return [
+        UUID(ref)
+        for s in submissions
+        if (stored := keys.get((s.client_id, s.idempotency_key))) is not None
+        and stored.request_hash == s.request_hash
+        and stored.command_type in _TRANSFER_COMMAND_TYPES
+        for ref in stored.result_refs
+    ]
+
+
+def _attach_replayed_transfers(refs: list[UUID], results: list) -> Callable:
+    """An `after_commit` for the unit of work: read the transfers `refs` and attach them to
+    the replayed outcomes in `results`.
+
+    The writer reads them in one go, rather than each caller on a connection of its own,
+    and after the transaction (in the COMMIT's round trip), so these reads take no
+    predicate locks that concurrent batches could conflict with.
+    """
+
+    def read(driver) -> Callable[[], None]:
+        collect = repository.queue_transfers(driver, refs)
+
+        def attach() -> None:
+            transfers = collect()
+            results[:] = [_with_transfers(result, transfers) for result in results]
+
+        return attach
+
+    return read
+
+
 def _with_transfers(
     result: Outcome | e.DomainError, replayed: dict[UUID, Transfer]
 ) -> Outcome | e.DomainError:
@@ -511,14 +533,6 @@ def _with_transfers(
     if result.command_type not in _TRANSFER_COMMAND_TYPES or None in transfers:
         return result
     return replace(result, transfers=transfers)
-
-
-def _replay(submission: c.Submission, keys) -> Outcome | e.DomainError:
-    """A submission whose key is stored: the state machine's rule, without its state."""
-    machine = StateMachine(
-        assets={}, accounts={}, transfers={}, keys=keys, now=datetime.now(UTC), new_id=uuid7
-    )
-    return machine.apply(submission)
 
 
 def _footprint(submission: c.Submission) -> frozenset[UUID]:

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 from uuid import UUID
 
+import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from pacioli.ledger.domain.errors import LedgerUnavailable
 from pacioli.ledger.service import metrics
+from pacioli.ledger.storage import arrays
 from pacioli.ledger.storage.pipeline import pipeline
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,14 @@ class ContentionWindow:
 
 
 class UnitOfWork:
-    """A SERIALIZABLE database transaction that rolls back unless committed.
+    """One attempt at a batch: a pooled connection on which the batch runs one
+    SERIALIZABLE transaction, rolled back unless committed.
+
+    The connection is in autocommit mode and the transaction is begun and ended by
+    statements (`begin`, `commit`) sent inside the batch's pipelines, so reads that must
+    stay outside the transaction's snapshot (the idempotency keys) travel in the same
+    round trip as BEGIN and the account locks, and reads after it (the transfers that
+    replays answer with) in the same round trip as COMMIT.
 
     With `queue_on`, the transaction first waits for session advisory locks on the
     accounts it will touch, and only then begins. At SERIALIZABLE a writer that waits for
@@ -89,66 +98,72 @@ class UnitOfWork:
         self._engine = engine
         self._queue_on = queue_on
         self._holds_locks = False
-        self.connection: Connection | None = None
+        self._pooled = None
+        self.driver: psycopg.Connection | None = None
+        # Set by the work: queues reads to run after COMMIT, in its pipeline, and returns
+        # a function that collects them once the pipeline has synced.
+        self.after_commit: Callable[[psycopg.Connection], Callable[[], None]] | None = None
 
     def __enter__(self) -> UnitOfWork:
-        self.connection = self._engine.connect().execution_options(
-            isolation_level="SERIALIZABLE"
-        )
+        self._pooled = self._engine.raw_connection()
+        self.driver = self._pooled.driver_connection
+        self.driver.autocommit = True
         if self._queue_on is not None:
-            self._outside_transaction(
+            self.driver.execute(
                 _QUEUE_ON_ACCOUNTS_SQL,
-                [self._queue_on.account_ids, self._queue_on.transfer_ids],
+                [arrays.uuids(self._queue_on.account_ids),
+                 arrays.uuids(self._queue_on.transfer_ids)],
             )
             self._holds_locks = True
         return self
 
-    def read_outside(self, read: Callable[[object], T]) -> T:
-        """Run `read(driver_connection)` in autocommit, before the transaction begins."""
-        driver_connection = self.connection.connection.driver_connection
-        driver_connection.autocommit = True
-        try:
-            return read(driver_connection)
-        finally:
-            driver_connection.autocommit = False
-
     def begin(self) -> None:
-        """Begin the SERIALIZABLE transaction (its snapshot comes with its first query)."""
-        self.connection.begin()
+        """Begin the transaction (queued in the caller's pipeline, if one is open).
+
+        Its snapshot comes with the first query after it.
+        """
+        self.driver.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
 
     def commit(self, statements: Sequence[tuple[str, list]] = ()) -> None:
-        """Send `statements` and COMMIT together, in one pipeline (one round trip).
+        """Send `statements`, then COMMIT, then the `after_commit` reads: one round trip.
 
-        Without a transaction begun (a batch of replays only), there is nothing to send.
+        With nothing to write (every command of the batch was a replay or refused), the
+        COMMIT only ends the reads and releases the row locks. (Never a ROLLBACK statement
+        here: psycopg takes one as a sign to forget its prepared statements, and did so
+        while later statements of the pipeline still named them.)
         """
-        if statements:
-            driver_connection = self.connection.connection.driver_connection
-            with pipeline(driver_connection), driver_connection.cursor() as cursor:
-                for sql, params in statements:
-                    cursor.execute(sql, params)
-                # COMMIT goes as a statement, so the pipeline's exit flushes and collects
-                # everything: `connection.commit()` inside a pipeline waited for its result
-                # with large writes still unsent and hung (psycopg issue 685's kind).
-                # SQLAlchemy's commit below then finds the connection idle: a no-op.
-                cursor.execute("COMMIT")
-        self.connection.commit()
+        collect = None
+        with pipeline(self.driver), self.driver.cursor() as cursor:
+            for sql, params in statements:
+                cursor.execute(sql, params)
+            # COMMIT goes as a statement, so the pipeline's exit flushes and collects
+            # everything (a `commit()` inside a pipeline waited for its result with large
+            # writes still unsent and hung: psycopg issue 685's kind).
+            cursor.execute("COMMIT")
+            if self.after_commit is not None:
+                collect = self.after_commit(self.driver)
+        if collect is not None:
+            collect()
         self._release_locks()
 
     def __exit__(self, *exc_info) -> None:
+        driver = self.driver
         try:
-            self.connection.rollback()  # a no-op after commit
+            if driver.closed or driver.broken:
+                self._pooled.invalidate()
+                return
+            driver.rollback()  # psycopg's own: a no-op when idle, and keeps its caches right
             self._release_locks()
+            driver.autocommit = False  # as the pool's other users expect it
+        except pg_errors.Error:
+            self._pooled.invalidate()
         finally:
-            self.connection.close()
+            self._pooled.close()
 
     def _release_locks(self) -> None:
         if self._holds_locks:
-            self._outside_transaction("SELECT pg_advisory_unlock_all()", [])
+            self.driver.execute("SELECT pg_advisory_unlock_all()")
             self._holds_locks = False
-
-    def _outside_transaction(self, sql: str, params: list) -> None:
-        """Run one statement in autocommit, before or after the transaction proper."""
-        self.read_outside(lambda driver_connection: driver_connection.execute(sql, params))
 
 
 def run_serializable(
@@ -161,9 +176,9 @@ def run_serializable(
 ) -> T:
     """Run `work` in a SERIALIZABLE transaction and commit, retrying transient failures.
 
-    `work` may read outside the transaction (`uow.read_outside`), begins it
-    (`uow.begin()`), reads what it needs and returns its result and the write
-    statements; the writes are sent with the COMMIT (see `UnitOfWork.commit`).
+    `work` begins the transaction (`uow.begin()`, after any reads that must stay outside
+    it), reads what it needs and returns its result and the write statements; the writes
+    are sent with the COMMIT (see `UnitOfWork.commit`).
 
     The first attempt runs optimistically; a retry, or any attempt while `contention` is
     active, first queues on the accounts in `touches` (see `UnitOfWork`), so hot accounts
@@ -183,8 +198,8 @@ def run_serializable(
             metrics.commit_seconds.observe(time.perf_counter() - started)
             return result
         except (DBAPIError, pg_errors.Error) as error:
-            # Statements sent through SQLAlchemy raise DBAPIError; the pipelined writes,
-            # sent on the psycopg connection itself, raise psycopg's errors directly.
+            # The batch's statements raise psycopg's errors; taking a connection from
+            # SQLAlchemy's pool raises DBAPIError.
             reason = _retry_reason(error)
             if reason is None:
                 raise

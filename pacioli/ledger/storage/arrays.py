@@ -36,6 +36,7 @@ _ONE_DIMENSION = struct.Struct(">iiIii")  # ndim, has nulls, element oid, length
 _EMPTY = struct.Struct(">iiI")  # ndim 0: no dimension fields follow
 _LENGTH = struct.Struct(">i")
 _INT64 = struct.Struct(">q")
+_LENGTH_16 = _LENGTH.pack(16)
 _NULL = _LENGTH.pack(-1)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -81,11 +82,24 @@ psycopg.adapters.register_dumper(EncodedArray, _EncodedArrayDumper)
 
 
 def uuids(values: Iterable[UUID | None]) -> EncodedArray:
-    return _encode(values, _UUID, _UUID_ARRAY, lambda v: v.int.to_bytes(16, "big"), width=16)
+    values = values if isinstance(values, Sequence) else list(values)
+    if None in values:
+        return _encode(values, _UUID, _UUID_ARRAY, lambda v: v.int.to_bytes(16, "big"))
+    # Every element is 16 bytes, so the length prefix can join them (the common case,
+    # spelled out: it runs for several columns of every batch).
+    body = _LENGTH_16 + _LENGTH_16.join([v.int.to_bytes(16, "big") for v in values])
+    return EncodedArray(
+        _header(_UUID, _UUID_ARRAY, len(values), False) + (body if values else b""), _UUID_ARRAY
+    )
 
 
 def texts(values: Iterable[str | None]) -> EncodedArray:
-    return _encode(values, _TEXT, _TEXT_ARRAY, str.encode)
+    values = values if isinstance(values, Sequence) else list(values)
+    if None in values:
+        return _encode(values, _TEXT, _TEXT_ARRAY, str.encode)
+    pack_length = _LENGTH.pack
+    body = b"".join([pack_length(len(b)) + b for b in [v.encode() for v in values]])
+    return EncodedArray(_header(_TEXT, _TEXT_ARRAY, len(values), False) + body, _TEXT_ARRAY)
 
 
 def byteas(values: Iterable[bytes | None]) -> EncodedArray:

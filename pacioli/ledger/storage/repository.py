@@ -7,7 +7,7 @@ same accounts queue behind each other instead of deadlocking.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -32,16 +32,18 @@ from pacioli.ledger.domain.money import Asset
 from pacioli.ledger.domain.state_machine import Effects, StoredKey
 from pacioli.ledger.storage import arrays
 from pacioli.ledger.storage.pipeline import pipeline
-from pacioli.ledger.storage.tables import assets, open_pending_transfers
+from pacioli.ledger.storage.tables import open_pending_transfers
 
 Statement = tuple[str, list]
 
 _BALANCE_COLUMNS = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
 
 
-def load_assets(connection: Connection) -> dict[str, Asset]:
-    rows = connection.execute(select(assets.c.code, assets.c.scale))
-    return {code: Asset(code, scale) for code, scale in rows}
+def queue_assets(driver_connection) -> Callable[[], dict[str, Asset]]:
+    """Queue the read of every asset; return its collector."""
+    cursor = driver_connection.cursor()
+    cursor.execute("SELECT code, scale FROM assets")
+    return lambda: {code: Asset(code, scale) for code, scale in cursor.fetchall()}
 
 
 _LOAD_KEYS_SQL = (
@@ -97,58 +99,61 @@ class BatchState:
     accounts: dict[UUID, AccountState]
 
 
-def load_keys(
+def queue_key_lookup(
     driver_connection, key_pairs: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], StoredKey]:
-    """The stored idempotency keys among `key_pairs`.
+) -> Callable[[], dict[tuple[str, str], StoredKey]]:
+    """Queue the lookup of the stored idempotency keys among `key_pairs`; return its collector.
 
-    Read outside the batch's SERIALIZABLE transaction, on purpose: inside it, every batch
-    would hold predicate locks on the key index pages the other batches insert into, and
-    concurrent batches would abort each other. The unique index on the keys is what
-    guarantees at-most-once; this read only finds the replays early.
+    Must run outside the batch's SERIALIZABLE transaction (queued before its BEGIN), on
+    purpose: inside it, every batch would hold predicate locks on the key index pages the
+    other batches insert into, and concurrent batches would abort each other. The unique
+    index on the keys is what guarantees at-most-once; this read only finds the replays
+    early.
     """
     pairs = list(dict.fromkeys(key_pairs))
-    params = [arrays.texts([p[0] for p in pairs]), arrays.texts([p[1] for p in pairs])]
-    with driver_connection.cursor(row_factory=namedtuple_row) as cursor:
-        rows = cursor.execute(_LOAD_KEYS_SQL, params).fetchall()
-    return {
-        (row.client_id, row.key): StoredKey(
-            bytes(row.request_hash), row.command_type, tuple(row.result_refs)
-        )
-        for row in rows
-    }
+    cursor = driver_connection.cursor()
+    cursor.execute(
+        _LOAD_KEYS_SQL,
+        [arrays.texts([p[0] for p in pairs]), arrays.texts([p[1] for p in pairs])],
+    )
+
+    def collect() -> dict[tuple[str, str], StoredKey]:
+        return {
+            (client_id, key): StoredKey(bytes(request_hash), command_type, tuple(result_refs))
+            for client_id, key, request_hash, command_type, result_refs in cursor.fetchall()
+        }
+
+    return collect
 
 
-def load_batch_state(
-    connection: Connection,
+def queue_batch_state(
+    driver_connection,
     *,
     transfer_ids: Iterable[UUID],
     account_ids: Iterable[UUID],
     with_metadata: bool = False,
-) -> BatchState:
-    """Read the batch's referenced transfers and lock its accounts, in one round trip.
+) -> Callable[[], BatchState]:
+    """Queue the reads of the batch's referenced transfers and the locking of its accounts
+    (inside its transaction); return their collector.
 
     The accounts' metadata is read only `with_metadata`; otherwise it is None.
     """
     transfer_ids = sorted(set(transfer_ids))
     account_ids = sorted(set(account_ids))
-    driver_connection = connection.connection.driver_connection
-    with pipeline(driver_connection):
-        transfer_rows = posting_rows = None
-        if transfer_ids:
-            transfer_rows = _query(driver_connection, _TRANSFERS_SQL, [arrays.uuids(transfer_ids)])
-            posting_rows = _query(
-                driver_connection, _POSTINGS_OF_TRANSFERS_SQL, [arrays.uuids(transfer_ids)]
-            )
-        account_rows = driver_connection.cursor()
-        account_rows.execute(
-            _LOCK_ACCOUNTS_WITH_METADATA_SQL if with_metadata else _LOCK_ACCOUNTS_ONLY_SQL,
-            [arrays.uuids(account_ids), arrays.uuids(transfer_ids)],
-        )
-    return BatchState(
-        transfers=_transfers_from_rows(transfer_rows, posting_rows) if transfer_ids else {},
-        accounts={row[0]: _locked_account(row) for row in account_rows.fetchall()},
+    collect_transfers = queue_transfers(driver_connection, transfer_ids)
+    account_rows = driver_connection.cursor()
+    account_rows.execute(
+        _LOCK_ACCOUNTS_WITH_METADATA_SQL if with_metadata else _LOCK_ACCOUNTS_ONLY_SQL,
+        [arrays.uuids(account_ids), arrays.uuids(transfer_ids)],
     )
+
+    def collect() -> BatchState:
+        return BatchState(
+            transfers=collect_transfers(),
+            accounts={row[0]: _locked_account(row) for row in account_rows.fetchall()},
+        )
+
+    return collect
 
 
 _DIRECTIONS = {d.value: d for d in Direction}
@@ -206,14 +211,21 @@ def load_transfers(connection: Connection, ids: Iterable[UUID]) -> dict[UUID, Tr
 
 
 def load_transfers_on(driver_connection, ids: Iterable[UUID]) -> dict[UUID, Transfer]:
-    """`load_transfers` on a psycopg connection (the writer reads replays with it)."""
+    """`load_transfers` on a psycopg connection, in one round trip."""
+    with pipeline(driver_connection):
+        collect = queue_transfers(driver_connection, ids)
+    return collect()
+
+
+def queue_transfers(driver_connection, ids: Iterable[UUID]) -> Callable[[], dict[UUID, Transfer]]:
+    """Queue the reads of transfers with their postings (none if `ids` is empty);
+    return their collector."""
     ids = sorted(set(ids))
     if not ids:
-        return {}
-    with pipeline(driver_connection):
-        transfer_rows = _query(driver_connection, _TRANSFERS_SQL, [arrays.uuids(ids)])
-        posting_rows = _query(driver_connection, _POSTINGS_OF_TRANSFERS_SQL, [arrays.uuids(ids)])
-    return _transfers_from_rows(transfer_rows, posting_rows)
+        return dict
+    transfer_rows = _query(driver_connection, _TRANSFERS_SQL, [arrays.uuids(ids)])
+    posting_rows = _query(driver_connection, _POSTINGS_OF_TRANSFERS_SQL, [arrays.uuids(ids)])
+    return lambda: _transfers_from_rows(transfer_rows, posting_rows)
 
 
 def _transfers_from_rows(transfer_cursor, posting_cursor) -> dict[UUID, Transfer]:
