@@ -10,11 +10,13 @@ and the commands are the caller's: the same commands give the same results and t
 
 from __future__ import annotations
 
+from bisect import insort
 from heapq import heapify, heappop, heappush
 from operator import attrgetter
 
 from pacioli.matching import snapshots
 from pacioli.matching.execution import Engine
+from pacioli.matching.levels import Level
 from pacioli.matching.market import Market
 from pacioli.matching.market_data import L1, L2, L3, REPLACED, MatchMessage
 from pacioli.matching.orders import (
@@ -36,6 +38,7 @@ from pacioli.matching.refusals import (
     SIDES,
     TIMES_IN_FORCE,
     TYPES,
+    cancel_refusal,
     fillable,
     place_refusal,
     refusal,
@@ -44,6 +47,7 @@ from pacioli.matching.results import (
     AMENDED,
     CANCELLED,
     EXPIRED,
+    OPENED,
     RESIZED,
     TRIGGERED,
     UNFILLED,
@@ -53,8 +57,9 @@ from pacioli.matching.results import (
 )
 from pacioli.matching.state_hash import state_hash
 
-STOP, STOP_LIMIT = OrderType.STOP, OrderType.STOP_LIMIT
-GTT, FOK = TimeInForce.GTT, TimeInForce.FOK
+LIMIT, STOP, STOP_LIMIT = OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT
+GTC, GTT, IOC, FOK = TimeInForce.GTC, TimeInForce.GTT, TimeInForce.IOC, TimeInForce.FOK
+BUY = Side.BUY
 BY_ORDER_ID = attrgetter("order_id")
 
 
@@ -75,9 +80,14 @@ class OrderBook(Engine):
 
     def apply(self, command: Command) -> Result:
         """Run one command; a business refusal comes back as `Result(accepted=False)`."""
-        # Placements are most commands: they skip the dispatch (same steps, written out).
-        placing = type(command) is PlaceOrder
-        reject = place_refusal(self, command) if placing else refusal(self, command)
+        # Placements and cancels are most commands: they skip the dispatch (same steps).
+        kind = type(command)
+        if kind is PlaceOrder:
+            reject = place_refusal(self, command)
+        elif kind is CancelOrder:
+            reject = cancel_refusal(self, command)
+        else:
+            reject = refusal(self, command)
         if reject is not None:
             return Result((), reject)
         events: list[tuple] = []
@@ -85,10 +95,12 @@ class OrderBook(Engine):
             self.clock = command.ts
         if self.expiries and self.expiries[0][0] <= self.clock:
             self.expire(events)
-        if placing:
+        if kind is PlaceOrder:
             self.place(command, events)
+        elif kind is CancelOrder:
+            self.cancel(command, events)
         else:
-            self.handlers[type(command)](command, events)
+            self.handlers[kind](command, events)
         if (self.buy_stops or self.sell_stops) and self.last_price is not None:
             self.trigger_stops(events)
         return Result(events)
@@ -100,30 +112,67 @@ class OrderBook(Engine):
     # Commands. Each runs after its checks passed.
 
     def place(self, command: PlaceOrder, events: list[tuple]) -> None:
+        side = SIDES[command.side]
         type_ = TYPES[command.type]
         tif = TIMES_IN_FORCE[command.tif]
+        order_id = command.order_id
+        owner = command.owner
+        price = command.price
+        size = command.size or 0
+        clock = self.clock
         order = Order(
-            command.order_id, command.owner, SIDES[command.side], type_, command.price,
-            command.stop_price, command.size or 0, command.funds, tif, command.expires_at,
-            command.post_only, SELF_TRADE_MODES[command.stp], self.clock,
+            order_id, owner, side, type_, price, command.stop_price, size, command.funds, tif,
+            command.expires_at, command.post_only, SELF_TRADE_MODES[command.stp], clock,
         )
-        self.last_order_id = command.order_id
+        self.last_order_id = order_id
         if tif is GTT:
-            heappush(self.expiries, (command.expires_at, command.order_id))
-        if type_ is STOP or type_ is STOP_LIMIT:
-            self.stops[order.order_id] = order
-            self.index(order)
-            if order.side is Side.BUY:
-                heappush(self.buy_stops, (order.stop_price, order.order_id))
+            heappush(self.expiries, (command.expires_at, order_id))
+        if type_ is not LIMIT:
+            if type_ is STOP or type_ is STOP_LIMIT:
+                self.stops[order_id] = order
+                self.index(order)
+                if side is BUY:
+                    heappush(self.buy_stops, (order.stop_price, order_id))
+                else:
+                    heappush(self.sell_stops, (-order.stop_price, order_id))
             else:
-                heappush(self.sell_stops, (-order.stop_price, order.order_id))
+                self.execute(order, events)
+            return
+        if side is BUY:
+            book_side = self.bids
+            keys = self.asks.keys
+            key = price
+            crosses = keys and keys[-1] >= -price
         else:
+            book_side = self.asks
+            keys = self.bids.keys
+            key = -price
+            crosses = keys and keys[-1] >= price
+        if crosses or tif is IOC or tif is FOK:
             self.execute(order, events)
+            return
+        # Most orders are limit orders that rest without taking: `rest`, inlined.
+        levels = book_side.levels
+        level = levels.get(key)
+        if level is None:
+            level = levels[key] = Level(price)
+            insort(book_side.keys, key)
+        level.orders.append(order)
+        level.count += 1
+        level.total += size
+        self.orders[order_id] = order
+        owned = self.by_owner.get(owner)
+        if owned is None:
+            self.by_owner[owner] = {order_id: order}
+        else:
+            owned[order_id] = order
+        self.sequence = seq = self.sequence + 1
+        events.append((OPENED, seq, clock, order_id, owner, side, price, size))
 
     def cancel(self, command: CancelOrder, events: list[tuple]) -> None:
         order = self.orders.get(command.order_id)
         if order is not None:
-            self.remove_resting(order, CANCELLED, events, public=True)
+            self.remove_resting(order, CANCELLED, events, True)
         else:
             self.drop_stop(self.stops[command.order_id], CANCELLED, events)
 
@@ -138,7 +187,7 @@ class OrderBook(Engine):
             if side is not None and order.side is not side:
                 continue
             if order_id in self.orders:
-                self.remove_resting(order, CANCELLED, events, public=True)
+                self.remove_resting(order, CANCELLED, events, True)
             else:
                 self.drop_stop(order, CANCELLED, events)
 
@@ -150,14 +199,16 @@ class OrderBook(Engine):
         old = order.remaining
         if price == order.price and size <= old:
             if size < old:  # a decrease in place keeps the order's priority
-                side = self.bids if order.side is Side.BUY else self.asks
-                side.levels[order.key].total -= old - size
+                if order.side is BUY:
+                    self.bids.levels[price].total -= old - size
+                else:
+                    self.asks.levels[-price].total -= old - size
                 order.remaining = size
                 order.cancelled += old - size
                 self.decrement_published(order, old, events)
             return
         # A new price or a larger size: the order goes to the back (and may trade now).
-        self.remove_resting(order, REPLACED, events, public=False)
+        self.remove_resting(order, REPLACED, events, False)
         replacement = replace_order(order, price=price, size=size)
         events.append((RESIZED, None, self.clock, order.order_id, order.owner, order.side, price,
                        old, size, AMENDED))
@@ -175,7 +226,7 @@ class OrderBook(Engine):
             _, order_id = heappop(expiries)
             order = self.orders.get(order_id)
             if order is not None:
-                self.remove_resting(order, EXPIRED, events, public=True)
+                self.remove_resting(order, EXPIRED, events, True)
                 continue
             stop = self.stops.get(order_id)
             if stop is not None:

@@ -290,7 +290,6 @@ class Engine:
         level.orders.append(order)
         level.count += 1
         level.total += remaining
-        order.key = key
         self.orders[order_id] = order
         by_owner = self.by_owner
         owned = by_owner.get(owner)
@@ -301,9 +300,7 @@ class Engine:
         self.sequence = seq = self.sequence + 1
         events.append((OPENED, seq, self.clock, order_id, owner, side, price, remaining))
 
-    def remove_resting(
-        self, order: Order, reason: str, events: list[tuple], *, public: bool
-    ) -> None:
+    def remove_resting(self, order: Order, reason: str, events: list[tuple], public: bool) -> None:
         """Take a resting order off the book outside the taker loop (cancel, expiry, amend).
 
         `public` says whether the order is done for the caller too (an amend that loses
@@ -314,8 +311,13 @@ class Engine:
         remaining = order.remaining
         side = order.side
         owner = order.owner
-        book_side = self.bids if side is BUY else self.asks
-        key = order.key
+        price = order.price
+        if side is BUY:
+            book_side = self.bids
+            key = price
+        else:
+            book_side = self.asks
+            key = -price
         levels = book_side.levels
         level = levels[key]
         order.live = False
@@ -337,8 +339,8 @@ class Engine:
         if not owned:
             del by_owner[owner]
         self.sequence = seq = self.sequence + 1
-        events.append((LEFT, seq, self.clock, order_id, owner, side, order.price, remaining,
-                       reason, public))
+        events.append((LEFT, seq, self.clock, order_id, owner, side, price, remaining, reason,
+                       public))
         if public:
             order.cancelled += remaining
             order.remaining = 0

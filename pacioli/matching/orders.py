@@ -115,7 +115,7 @@ class Order:
     __slots__ = (
         "order_id", "owner", "side", "type", "price", "stop_price", "size", "remaining",
         "filled", "cancelled", "funds", "tif", "expires_at", "post_only", "stp", "ts",
-        "live", "key",
+        "live",
     )
 
     def __init__(
@@ -140,7 +140,6 @@ class Order:
         self.stp = stp
         self.ts = ts
         self.live = True  # False once off the book: the level's queue drops it lazily
-        self.key = 0  # the price level's sort key while resting (see levels.py)
 
     def __repr__(self) -> str:
         return (

@@ -50,10 +50,10 @@ def refusal(engine: Engine, command: object) -> Reject | None:
     kind = type(command)
     if kind is PlaceOrder:
         return place_refusal(engine, command)  # type: ignore[arg-type]
-    if type(command.ts) is not int:  # type: ignore[attr-defined]
-        return Reject(INVALID_ORDER, "ts must be an integer (microseconds since the epoch)")
     if kind is CancelOrder:
         return cancel_refusal(engine, command)  # type: ignore[arg-type]
+    if type(command.ts) is not int:  # type: ignore[attr-defined]
+        return Reject(INVALID_ORDER, "ts must be an integer (microseconds since the epoch)")
     if kind is AmendOrder:
         return amend_refusal(engine, command)  # type: ignore[arg-type]
     if kind is CancelAll:
@@ -202,10 +202,14 @@ def combination_error(
 
 
 def cancel_refusal(engine: Engine, command: CancelOrder) -> Reject | None:
-    order = engine.orders.get(command.order_id) or engine.stops.get(command.order_id)
+    if type(command.ts) is not int:
+        return Reject(INVALID_ORDER, "ts must be an integer (microseconds since the epoch)")
+    order_id = command.order_id
+    order = engine.orders.get(order_id) or engine.stops.get(order_id)
+    # The orders in `orders` and `stops` are live; one may be due to expire at `ts`.
     if (
         order is None or order.owner != command.owner
-        or gone(order, due_time(engine, command.ts))
+        or (engine.expiries and gone(order, due_time(engine, command.ts)))
     ):
         return Reject(ORDER_NOT_FOUND, "no live order with this id")
     return None
