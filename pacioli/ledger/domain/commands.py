@@ -124,12 +124,15 @@ class Submission:
 def fingerprint(command: Command) -> bytes:
     """SHA-256 of the command's canonical JSON, its type name included."""
     body = {"type": type(command).__name__, "fields": _canonical(command)}
-    # default=repr: a value that is not JSON must still hash (the state machine then
-    # refuses it as invalid_metadata, rather than the fingerprint crashing first).
-    text = json.dumps(
-        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
-    )
-    return hashlib.sha256(text.encode()).digest()
+    return hashlib.sha256(_CANONICAL_JSON.encode(body).encode()).digest()
+
+
+# default=repr: a value that is not JSON must still hash (the state machine then refuses
+# it as invalid_metadata, rather than the fingerprint crashing first). One encoder for
+# every call: `json.dumps` with options builds a new one each time.
+_CANONICAL_JSON = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+)
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}

@@ -22,7 +22,7 @@ from psycopg import errors as pg_errors
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from pacioli.ledger.domain.errors import LedgerUnavailable
+from pacioli.ledger.domain.errors import LedgerUnavailable, invariant
 from pacioli.ledger.service import metrics
 from pacioli.ledger.storage import arrays
 from pacioli.ledger.storage.pipeline import pipeline
@@ -99,6 +99,7 @@ class UnitOfWork:
         self._queue_on = queue_on
         self._holds_locks = False
         self._pooled = None
+        self._begun = False
         self.driver: psycopg.Connection | None = None
         # Set by the work: queues reads to run after COMMIT, in its pipeline, and returns
         # a function that collects them once the pipeline has synced.
@@ -123,6 +124,7 @@ class UnitOfWork:
         Its snapshot comes with the first query after it.
         """
         self.driver.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        self._begun = True
 
     def commit(self, statements: Sequence[tuple[str, list]] = ()) -> None:
         """Send `statements`, then COMMIT, then the `after_commit` reads: one round trip.
@@ -130,8 +132,13 @@ class UnitOfWork:
         With nothing to write (every command of the batch was a replay or refused), the
         COMMIT only ends the reads and releases the row locks. (Never a ROLLBACK statement
         here: psycopg takes one as a sign to forget its prepared statements, and did so
-        while later statements of the pipeline still named them.)
+        while later statements of the pipeline still named them.) Without a transaction
+        begun, there is nothing to send.
         """
+        if not self._begun:
+            invariant(not statements, "writes prepared without a transaction begun")
+            self._release_locks()
+            return
         collect = None
         with pipeline(self.driver), self.driver.cursor() as cursor:
             for sql, params in statements:
