@@ -15,7 +15,7 @@ from heapq import heapify, heappop, heappush
 from operator import attrgetter
 
 from pacioli.matching import snapshots
-from pacioli.matching.execution import Engine
+from pacioli.matching.execution import NO_LIMIT, RAN_OUT, Engine, outcome
 from pacioli.matching.levels import Level
 from pacioli.matching.market import Market
 from pacioli.matching.market_data import L1, L2, L3, REPLACED, MatchMessage
@@ -46,6 +46,7 @@ from pacioli.matching.refusals import (
 from pacioli.matching.results import (
     AMENDED,
     CANCELLED,
+    ENDED,
     EXPIRED,
     OPENED,
     RESIZED,
@@ -112,46 +113,59 @@ class OrderBook(Engine):
     # Commands. Each runs after its checks passed.
 
     def place(self, command: PlaceOrder, events: list[tuple]) -> None:
+        """Park a stop; match any other order, and rest a limit order's remainder.
+
+        The order's `Order` record is built only when the book keeps it (a stop, or a
+        limit order that rests): most takers are done within the command.
+        """
         side = SIDES[command.side]
         type_ = TYPES[command.type]
         tif = TIMES_IN_FORCE[command.tif]
         order_id = command.order_id
-        owner = command.owner
-        price = command.price
-        size = command.size or 0
-        clock = self.clock
-        order = Order(
-            order_id, owner, side, type_, price, command.stop_price, size, command.funds, tif,
-            command.expires_at, command.post_only, SELF_TRADE_MODES[command.stp], clock,
-        )
         self.last_order_id = order_id
         if tif is GTT:
             heappush(self.expiries, (command.expires_at, order_id))
-        if type_ is not LIMIT:
-            if type_ is STOP or type_ is STOP_LIMIT:
-                self.stops[order_id] = order
-                self.index(order)
-                if side is BUY:
-                    heappush(self.buy_stops, (order.stop_price, order_id))
-                else:
-                    heappush(self.sell_stops, (-order.stop_price, order_id))
-            else:
-                self.execute(order, events)
+        if type_ is STOP or type_ is STOP_LIMIT:
+            self.park(self.new_order(command, side, type_, tif), events)
             return
+        owner = command.owner
+        price = command.price
+        is_limit = type_ is LIMIT
         if side is BUY:
             book_side = self.bids
-            keys = self.asks.keys
+            other = self.asks
             key = price
-            crosses = keys and keys[-1] >= -price
+            limit_key = -price if is_limit else NO_LIMIT
         else:
             book_side = self.asks
-            keys = self.bids.keys
-            key = -price
-            crosses = keys and keys[-1] >= price
-        if crosses or tif is IOC or tif is FOK:
-            self.execute(order, events)
+            other = self.bids
+            key = -price if is_limit else None
+            limit_key = price if is_limit else NO_LIMIT
+        keys = other.keys
+        can_rest = is_limit and tif is not IOC and tif is not FOK
+        if keys and keys[-1] >= limit_key:
+            ended, remaining, funds, cancelled = self.take(
+                order_id, owner, side, price, SELF_TRADE_MODES[command.stp], command.size or 0,
+                command.funds, other, limit_key, events,
+            )
+            reason = outcome(ended, remaining, funds, can_rest)
+            if reason is not None:
+                events.append((ENDED, order_id, owner, reason, remaining, funds))
+                return
+            order = self.new_order(command, side, type_, tif)
+            order.remaining = remaining
+            order.cancelled = cancelled
+            self.rest(order, events)
+            return
+        if not can_rest:  # an IOC or FOK limit order, or a market order, with nothing to take
+            size = command.size or 0
+            funds = command.funds
+            events.append((ENDED, order_id, owner, outcome(RAN_OUT, size, funds, False), size,
+                           funds))
             return
         # Most orders are limit orders that rest without taking: `rest`, inlined.
+        order = self.new_order(command, side, type_, tif)
+        size = order.size
         levels = book_side.levels
         level = levels.get(key)
         if level is None:
@@ -167,7 +181,27 @@ class OrderBook(Engine):
         else:
             owned[order_id] = order
         self.sequence = seq = self.sequence + 1
-        events.append((OPENED, seq, clock, order_id, owner, side, price, size))
+        events.append((OPENED, seq, self.clock, order_id, owner, side, price, size))
+
+    def new_order(
+        self, command: PlaceOrder, side: Side, type_: OrderType, tif: TimeInForce
+    ) -> Order:
+        """The book's record of a placed order (side, type and tif already canonical)."""
+        return Order(
+            command.order_id, command.owner, side, type_, command.price, command.stop_price,
+            command.size or 0, command.funds, tif, command.expires_at, command.post_only,
+            SELF_TRADE_MODES[command.stp], self.clock,
+        )
+
+    def park(self, stop: Order, events: list[tuple]) -> None:
+        """A stop waits for the last trade price to reach its stop price."""
+        order_id = stop.order_id
+        self.stops[order_id] = stop
+        self.index(stop)
+        if stop.side is BUY:
+            heappush(self.buy_stops, (stop.stop_price, order_id))
+        else:
+            heappush(self.sell_stops, (-stop.stop_price, order_id))
 
     def cancel(self, command: CancelOrder, events: list[tuple]) -> None:
         order = self.orders.get(command.order_id)
@@ -327,7 +361,6 @@ def replace_order(order: Order, *, price: int, size: int) -> Order:
         order.size, order.funds, order.tif, order.expires_at, order.post_only, order.stp,
         order.ts,
     )
-    copy.filled = order.filled
     copy.cancelled = order.cancelled
     old = order.remaining
     if size > old:

@@ -1,10 +1,12 @@
 """The book's state and its matching: a taker walks the other side in price-time priority.
 
 `Engine` holds everything a book is (both sides, the live orders, stops, the clock, the
-sequence of market-data messages) and the one path an order takes once accepted:
-`execute` matches it as a taker, then rests what is left or finishes it. `OrderBook`
-(book.py) adds the commands on top. Everything here runs after the command passed its
-checks (refusals.py): from here on, nothing may fail.
+sequence of market-data messages) and the matching: `take` fills an incoming order
+against the other side, `rest` puts what is left on the book, `execute` runs both for an
+order that already has its `Order` record (a stop that triggered, an amended order that
+lost its place). `OrderBook` (book.py) adds the commands on top; a new placement calls
+`take` itself, and builds its `Order` only if it rests. Everything here runs after the
+command passed its checks (refusals.py): from here on, nothing may fail.
 
 The taker loop is the hot path of the exchange, so it binds what it uses to locals and
 writes the fill arithmetic inline; the rules it follows are in docs/exchange.md.
@@ -43,7 +45,24 @@ RAN_OUT = 0  # the book (within the limit price) ran out, or nothing crossed
 COMPLETE = 1  # the taker's size is filled, or its funds buy no more
 STP_CANCELLED = 2  # self-trade prevention cancelled the taker
 
+# What `prevent_self_trade` answers when the taker is cancelled (else: its decrement).
+TAKER_CANCELLED = -1
+
 TAPE_LENGTH = 1000
+
+
+def outcome(ended: int, remaining: int, funds: int | None, can_rest: bool) -> str | None:
+    """Why a taker is done after `take` ended as `ended`, or None: its rest rests.
+
+    `can_rest`: a limit order that is neither IOC nor FOK.
+    """
+    if ended == STP_CANCELLED:
+        return SELF_TRADE
+    if funds is not None:  # a buy by funds: done once its funds buy no more
+        return FILLED if ended == COMPLETE or not funds else UNFILLED
+    if remaining == 0:
+        return FILLED
+    return None if can_rest else UNFILLED
 
 
 class Engine:
@@ -69,44 +88,48 @@ class Engine:
         # The last trades' MATCHED events (results.py), oldest first.
         self.tape: deque[tuple] = deque(maxlen=tape_length)
 
-    # The one path of an accepted order. `events` is the command's `Result.events`.
+    # Matching. `events` is the command's `Result.events`.
 
     def execute(self, taker: Order, events: list[tuple]) -> None:
-        """Match `taker`, then rest its remainder (limit GTC/GTT) or finish it."""
+        """Match an order that has its record (a triggered stop, an amended order that lost
+        its place), then rest its remainder (limit GTC/GTT) or finish it."""
         type_ = taker.type
         is_limit = type_ is LIMIT or type_ is STOP_LIMIT
-        if taker.side is BUY:
+        side = taker.side
+        if side is BUY:
             other = self.asks
             limit_key = -taker.price if is_limit else NO_LIMIT
         else:
             other = self.bids
             limit_key = taker.price if is_limit else NO_LIMIT
         keys = other.keys
-        tif = taker.tif
+        ended = RAN_OUT
         if keys and keys[-1] >= limit_key:
-            ended = self.take(taker, other, limit_key, events)
-        elif is_limit and tif is not IOC and tif is not FOK:
-            self.rest(taker, events)  # the commonest path: nothing to take, the order rests
-            return
-        else:
-            ended = RAN_OUT
-        if ended == STP_CANCELLED:
-            self.finish(taker, SELF_TRADE, events)
-        elif taker.funds is not None:
-            self.finish(taker, FILLED if ended == COMPLETE or not taker.funds else UNFILLED,
-                        events)
-        elif taker.remaining == 0:
-            self.finish(taker, FILLED, events)
-        elif not is_limit or tif is IOC or tif is FOK:
-            self.finish(taker, UNFILLED, events)
-        else:
+            ended, taker.remaining, taker.funds, cancelled = self.take(
+                taker.order_id, taker.owner, side, taker.price, taker.stp, taker.remaining,
+                taker.funds, other, limit_key, events,
+            )
+            taker.cancelled += cancelled
+        tif = taker.tif
+        reason = outcome(ended, taker.remaining, taker.funds,
+                         is_limit and tif is not IOC and tif is not FOK)
+        if reason is None:
             self.rest(taker, events)
+        else:
+            self.finish(taker, reason, events)
 
-    def take(self, taker: Order, other: BookSide, limit_key: int, events: list[tuple]) -> int:
-        """Fill `taker` against `other` while its levels cross `limit_key`; how it ended.
+    def take(
+        self, order_id: int, owner: str, side: Side, price: int | None, stp: SelfTrade,
+        remaining: int, funds: int | None, other: BookSide, limit_key: int,
+        events: list[tuple],
+    ) -> tuple[int, int, int | None, int]:
+        """Fill a taker against `other` while its levels cross `limit_key`.
 
-        The taker's open size and the sequence live in locals while the loop runs; they
-        are written back before self-trade prevention (which reads them) and at the end.
+        The taker comes as values, not an `Order` (most takers never rest, so they never
+        need one): its id, owner, side, limit price (None for a market order), self-trade
+        mode, open size (0 for a buy by funds) and funds (None unless it buys by funds).
+        Returns how the loop ended, the open size and funds left, and how much of the
+        taker's size self-trade prevention cancelled (`dc` decrements).
         """
         keys = other.keys
         levels = other.levels
@@ -114,12 +137,8 @@ class Engine:
         base_unit = market.base_unit
         increment = market.size_increment
         ts = self.clock
-        owner = taker.owner
-        taker_id = taker.order_id
-        taker_side = taker.side
-        by_funds = taker.funds is not None
-        remaining = taker.remaining
-        filled = taker.filled
+        by_funds = funds is not None
+        cancelled = 0
         seq = self.sequence
         record = events.append
         tape = self.tape.append
@@ -132,7 +151,7 @@ class Engine:
             if key < limit_key:
                 break
             level = levels[key]
-            price = level.price
+            level_price = level.price
             queue = level.orders
             while queue:
                 maker = queue[0]
@@ -140,7 +159,7 @@ class Engine:
                     queue.popleft()
                     continue
                 if by_funds:
-                    capacity = taker.funds * base_unit // price
+                    capacity = funds * base_unit // level_price  # type: ignore[operator]
                     capacity -= capacity % increment
                     if capacity == 0:
                         ended = COMPLETE
@@ -149,31 +168,32 @@ class Engine:
                     capacity = remaining
                 maker_owner = maker.owner
                 if maker_owner == owner:
-                    taker.remaining = remaining
-                    taker.filled = filled
                     self.sequence = seq
-                    cancelled = self.prevent_self_trade(taker, maker, level, capacity, events)
-                    remaining = taker.remaining
+                    decrement = self.prevent_self_trade(stp, by_funds, maker, level, capacity,
+                                                        events)
                     seq = self.sequence
-                    if cancelled:
+                    if decrement == TAKER_CANCELLED:
                         ended = STP_CANCELLED
                         break
+                    if decrement:
+                        remaining -= decrement
+                        cancelled += decrement
+                        record((RESIZED, None, ts, order_id, owner, side, price,
+                                remaining + decrement, remaining, SELF_TRADE))
                     continue
                 maker_left = maker.remaining
                 size = maker_left if maker_left < capacity else capacity
                 maker_left -= size
                 maker.remaining = maker_left
-                maker.filled += size
                 level.total -= size
                 if by_funds:
-                    taker.funds -= -(-(price * size) // base_unit)
+                    funds -= -(-(level_price * size) // base_unit)  # type: ignore[operator]
                 else:
                     remaining -= size
-                filled += size
-                traded = price
+                traded = level_price
                 seq += 1
                 maker_id = maker.order_id
-                event = (MATCHED, seq, ts, price, size, base_unit, taker_id, owner, taker_side,
+                event = (MATCHED, seq, ts, level_price, size, base_unit, order_id, owner, side,
                          maker_id, maker_owner)
                 record(event)
                 tape(event)
@@ -187,8 +207,8 @@ class Engine:
                     if not owned:
                         del by_owner[maker_owner]
                     seq += 1
-                    record((LEFT, seq, ts, maker_id, maker_owner, maker.side, price, 0, FILLED,
-                            True))
+                    record((LEFT, seq, ts, maker_id, maker_owner, maker.side, level_price, 0,
+                            FILLED, True))
                 if remaining == 0 and not by_funds:
                     ended = COMPLETE
                     break
@@ -197,55 +217,50 @@ class Engine:
                 del levels[key]
             if ended:
                 break
-        taker.remaining = remaining
-        taker.filled = filled
         self.sequence = seq
         if traded is not None:
             self.last_price = traded
-        return ended
+        return ended, remaining, funds, cancelled
 
     def prevent_self_trade(
-        self, taker: Order, maker: Order, level: Level, capacity: int, events: list[tuple]
-    ) -> bool:
-        """Apply the taker's self-trade mode to `maker` (its own order); True: taker cancelled.
+        self, stp: SelfTrade, by_funds: bool, maker: Order, level: Level, capacity: int,
+        events: list[tuple],
+    ) -> int:
+        """Apply the taker's self-trade mode `stp` to `maker` (its own order).
 
-        `capacity` is what the taker can still fill at this level (its open size, or what
-        its funds buy). A market buy by funds has no size to decrement: under `dc` it
-        cancels a resting order its funds can cover whole, and is cancelled otherwise.
+        Returns TAKER_CANCELLED, or how much of the taker's open size is cancelled (0 or
+        more) before it goes on. `capacity` is what the taker can still fill at this level
+        (its open size, or what its funds buy). A market buy by funds has no size to
+        decrement: under `dc` it cancels a resting order its funds can cover whole, and is
+        cancelled otherwise.
         """
-        mode = taker.stp
-        if mode is CANCEL_OLDEST:
+        if stp is CANCEL_OLDEST:
             self.pop_maker(maker, level, SELF_TRADE, events)
-            return False
-        if mode is CANCEL_NEWEST:
-            return True
-        if mode is CANCEL_BOTH:
+            return 0
+        if stp is CANCEL_NEWEST:
+            return TAKER_CANCELLED
+        if stp is CANCEL_BOTH:
             self.pop_maker(maker, level, SELF_TRADE, events)
-            return True
+            return TAKER_CANCELLED
         # Decrement and cancel: the smaller is cancelled, the larger decremented by it.
-        if capacity > maker.remaining:
-            decrement = maker.remaining
+        maker_left = maker.remaining
+        if capacity > maker_left:
             self.pop_maker(maker, level, SELF_TRADE, events)
-            if taker.funds is None:
-                self.decrement(taker, decrement, events)
-            return False
-        if capacity < maker.remaining:
-            self.decrement(maker, capacity, events, level)
-            return True
-        self.pop_maker(maker, level, SELF_TRADE, events)
-        return True
+            return 0 if by_funds else maker_left
+        if capacity < maker_left:
+            self.decrement_resting(maker, capacity, level, events)
+        else:
+            self.pop_maker(maker, level, SELF_TRADE, events)
+        return TAKER_CANCELLED
 
-    def decrement(
-        self, order: Order, size: int, events: list[tuple], level: Level | None = None
-    ) -> None:
-        """Cancel `size` of `order`'s open size in place (self-trade `dc`); it keeps its place."""
+    def decrement_resting(self, order: Order, size: int, level: Level, events: list[tuple]) -> None:
+        """Cancel `size` of a resting order's open size in place (self-trade `dc`); it keeps
+        its place."""
         old = order.remaining
         order.remaining = old - size
         order.cancelled += size
-        seq = None
-        if level is not None:  # a resting order: the public book changes too
-            level.total -= size
-            self.sequence = seq = self.sequence + 1
+        level.total -= size
+        self.sequence = seq = self.sequence + 1
         events.append((RESIZED, seq, self.clock, order.order_id, order.owner, order.side,
                        order.price, old, order.remaining, SELF_TRADE))
 

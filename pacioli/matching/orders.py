@@ -107,15 +107,15 @@ class Order:
     """A live order inside the book: resting on a price level, or a stop waiting for its price.
 
     Quantities: `size` is what was placed (plus any amend increases); `remaining` is open;
-    `filled` and `cancelled` (amend decreases, self-trade decrements) make up the rest, so
-    `filled + remaining + cancelled == size` always. A market buy by funds has no size:
-    it spends `funds` (quote minor units) instead.
+    `cancelled` (amend decreases, self-trade decrements) and `filled` make up the rest:
+    `filled` is `size - remaining - cancelled` (kept as that difference, so a fill changes
+    only `remaining`). A market buy by funds has no size: it spends `funds` (quote minor
+    units) instead, and never rests, so it needs no `filled` (its fills are in the results).
     """
 
     __slots__ = (
         "order_id", "owner", "side", "type", "price", "stop_price", "size", "remaining",
-        "filled", "cancelled", "funds", "tif", "expires_at", "post_only", "stp", "ts",
-        "live",
+        "cancelled", "funds", "tif", "expires_at", "post_only", "stp", "ts", "live",
     )
 
     def __init__(
@@ -131,7 +131,6 @@ class Order:
         self.stop_price = stop_price
         self.size = size
         self.remaining = size
-        self.filled = 0
         self.cancelled = 0
         self.funds = funds  # funds left to spend, for a market buy by funds; else None
         self.tif = tif
@@ -140,6 +139,10 @@ class Order:
         self.stp = stp
         self.ts = ts
         self.live = True  # False once off the book: the level's queue drops it lazily
+
+    @property
+    def filled(self) -> int:
+        return self.size - self.remaining - self.cancelled
 
     def __repr__(self) -> str:
         return (

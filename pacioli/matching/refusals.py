@@ -81,12 +81,27 @@ def gone(order: Order, due: int | None) -> bool:
 
 def place_refusal(engine: Engine, command: PlaceOrder) -> Reject | None:
     # Every placement passes here before it runs, so the checks are written out flat,
-    # cheapest and commonest first, with the rare combinations in combination_refusal.
-    side = SIDES.get(command.side)
-    type_ = TYPES.get(command.type)
-    tif = TIMES_IN_FORCE.get(command.tif)
-    if side is None or type_ is None or tif is None or command.stp not in SELF_TRADE_MODES:
-        return Reject(INVALID_ORDER, "unknown side, type, time in force or self-trade mode")
+    # cheapest and commonest first. A plain GTC limit order with members for its type and
+    # time in force (the commonest placement) skips the combination checks; anything else
+    # takes its fields by value ("buy" or Side.BUY) and meets combination_refusal.
+    type_ = command.type
+    tif = command.tif
+    price = command.price
+    size = command.size
+    plain_limit = (
+        type_ is LIMIT and tif is GTC and price is not None and size is not None
+        and command.funds is None and command.stop_price is None and command.expires_at is None
+    )
+    if plain_limit:
+        side = command.side
+        if side not in SIDES or command.stp not in SELF_TRADE_MODES:
+            return Reject(INVALID_ORDER, "unknown side, type, time in force or self-trade mode")
+    else:
+        side = SIDES.get(command.side)
+        type_ = TYPES.get(type_)
+        tif = TIMES_IN_FORCE.get(tif)
+        if side is None or type_ is None or tif is None or command.stp not in SELF_TRADE_MODES:
+            return Reject(INVALID_ORDER, "unknown side, type, time in force or self-trade mode")
     ts = command.ts
     order_id = command.order_id
     if type(ts) is not int or type(order_id) is not int or order_id < 1:
@@ -96,12 +111,6 @@ def place_refusal(engine: Engine, command: PlaceOrder) -> Reject | None:
         return Reject(INVALID_ORDER, "owner must be a non-empty string")
     if order_id <= engine.last_order_id:
         return Reject(DUPLICATE_ORDER_ID, "order ids must increase")
-    price = command.price
-    size = command.size
-    plain_limit = (
-        type_ is LIMIT and tif is GTC and price is not None and size is not None
-        and command.funds is None and command.stop_price is None and command.expires_at is None
-    )
     if not plain_limit:
         reject = combination_refusal(engine, command, side, type_, tif)
         if reject is not None:
@@ -116,10 +125,12 @@ def place_refusal(engine: Engine, command: PlaceOrder) -> Reject | None:
             )
         if size < market.min_size:
             return Reject(SIZE_TOO_SMALL, f"size must be at least {market.min_size}")
+    if plain_limit:  # needs nothing of the book, unless it is post-only
+        return book_refusal(engine, command, SIDES[side], LIMIT, GTC) if command.post_only else None
     if type_ is STOP or type_ is STOP_LIMIT:
         return None  # checked against the book when the stop triggers
     if type_ is LIMIT and not command.post_only and tif is not FOK:
-        return None  # a plain limit order needs nothing of the book
+        return None  # a limit order that neither checks the book nor must fill at once
     return book_refusal(engine, command, side, type_, tif)
 
 
