@@ -58,9 +58,11 @@ from pacioli.matching.results import (
 )
 from pacioli.matching.state_hash import state_hash
 
-LIMIT, STOP, STOP_LIMIT = OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT
+LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
+STOP, STOP_LIMIT = OrderType.STOP, OrderType.STOP_LIMIT
 GTC, GTT, IOC, FOK = TimeInForce.GTC, TimeInForce.GTT, TimeInForce.IOC, TimeInForce.FOK
 BUY = Side.BUY
+NEW_RESULT = object.__new__
 BY_ORDER_ID = attrgetter("order_id")
 
 
@@ -85,26 +87,37 @@ class OrderBook(Engine):
         kind = type(command)
         if kind is PlaceOrder:
             reject = place_refusal(self, command)
-        elif kind is CancelOrder:
-            reject = cancel_refusal(self, command)
-        else:
-            reject = refusal(self, command)
-        if reject is not None:
-            return Result((), reject)
-        events: list[tuple] = []
-        if command.ts > self.clock:
-            self.clock = command.ts
-        if self.expiries and self.expiries[0][0] <= self.clock:
-            self.expire(events)
-        if kind is PlaceOrder:
+            if reject is not None:
+                return Result((), reject)
+            events: list[tuple] = []
+            if command.ts > self.clock:
+                self.clock = command.ts
+            if self.expiries and self.expiries[0][0] <= self.clock:
+                self.expire(events)
             self.place(command, events)
-        elif kind is CancelOrder:
-            self.cancel(command, events)
         else:
-            self.handlers[kind](command, events)
+            if kind is CancelOrder:
+                reject = cancel_refusal(self, command)  # type: ignore[arg-type]
+            else:
+                reject = refusal(self, command)
+            if reject is not None:
+                return Result((), reject)
+            events = []
+            if command.ts > self.clock:
+                self.clock = command.ts
+            if self.expiries and self.expiries[0][0] <= self.clock:
+                self.expire(events)
+            if kind is CancelOrder:
+                self.cancel(command, events)  # type: ignore[arg-type]
+            else:
+                self.handlers[kind](command, events)
         if (self.buy_stops or self.sell_stops) and self.last_price is not None:
             self.trigger_stops(events)
-        return Result(events)
+        result = NEW_RESULT(Result)  # Result(events), without the cost of an __init__ call
+        result.events = events
+        result.reject = None
+        result.built = None
+        return result
 
     def check(self, command: Command) -> Reject | None:
         """The refusal `apply(command)` would give now, or None; changes nothing."""
@@ -125,24 +138,26 @@ class OrderBook(Engine):
         self.last_order_id = order_id
         if tif is GTT:
             heappush(self.expiries, (command.expires_at, order_id))
-        if type_ is STOP or type_ is STOP_LIMIT:
+        if type_ is LIMIT:
+            can_rest = tif is GTC or tif is GTT
+        elif type_ is MARKET:
+            can_rest = False
+        else:
             self.park(self.new_order(command, side, type_, tif), events)
             return
         owner = command.owner
         price = command.price
-        is_limit = type_ is LIMIT
         if side is BUY:
             book_side = self.bids
             other = self.asks
             key = price
-            limit_key = -price if is_limit else NO_LIMIT
+            limit_key = NO_LIMIT if price is None else -price
         else:
             book_side = self.asks
             other = self.bids
-            key = -price if is_limit else None
-            limit_key = price if is_limit else NO_LIMIT
+            key = None if price is None else -price
+            limit_key = NO_LIMIT if price is None else price
         keys = other.keys
-        can_rest = is_limit and tif is not IOC and tif is not FOK
         if keys and keys[-1] >= limit_key:
             ended, remaining, funds, cancelled = self.take(
                 order_id, owner, side, price, SELF_TRADE_MODES[command.stp], command.size or 0,
@@ -163,9 +178,14 @@ class OrderBook(Engine):
             events.append((ENDED, order_id, owner, outcome(RAN_OUT, size, funds, False), size,
                            funds))
             return
-        # Most orders are limit orders that rest without taking: `rest`, inlined.
-        order = self.new_order(command, side, type_, tif)
-        size = order.size
+        # Most orders are limit orders that rest without taking: `new_order` and `rest`,
+        # inlined.
+        size = command.size
+        clock = self.clock
+        order = Order(
+            order_id, owner, side, LIMIT, price, None, size, None, tif, command.expires_at,
+            command.post_only, SELF_TRADE_MODES[command.stp], clock,
+        )
         levels = book_side.levels
         level = levels.get(key)
         if level is None:
@@ -181,7 +201,7 @@ class OrderBook(Engine):
         else:
             owned[order_id] = order
         self.sequence = seq = self.sequence + 1
-        events.append((OPENED, seq, self.clock, order_id, owner, side, price, size))
+        events.append((OPENED, seq, clock, order_id, owner, side, price, size))
 
     def new_order(
         self, command: PlaceOrder, side: Side, type_: OrderType, tif: TimeInForce

@@ -232,19 +232,26 @@ def amend_refusal(engine: Engine, command: AmendOrder) -> Reject | None:
         stop = engine.stops.get(command.order_id)
         if stop is not None and stop.owner == command.owner:
             return Reject(INVALID_ORDER, "only resting limit orders can be amended")
-    due = due_time(engine, command.ts)
-    if order is None or order.owner != command.owner or gone(order, due):
+    # The orders in `orders` are live; one may be due to expire at `ts`.
+    if (
+        order is None or order.owner != command.owner
+        or (engine.expiries and gone(order, due_time(engine, command.ts)))
+    ):
         return Reject(ORDER_NOT_FOUND, "no live order with this id")
-    if command.size is None and command.price is None:
+    price = command.price
+    size = command.size
+    if size is None and price is None:
         return Reject(INVALID_ORDER, "an amend changes the size, the price, or both")
     market = engine.market
-    if command.price is not None and not market.price_on_grid(command.price):
+    if price is not None and (type(price) is not int or price <= 0 or price % market.tick):
         return Reject(INVALID_PRICE, f"price must be a positive multiple of {market.tick}")
-    if command.size is not None and not market.size_on_grid(command.size):
+    if size is not None and (
+        type(size) is not int or size <= 0 or size % market.size_increment
+    ):
         return Reject(INVALID_SIZE, f"size must be a positive multiple of {market.size_increment}")
-    if order.post_only and command.price is not None and command.price != order.price:
+    if order.post_only and price is not None and price != order.price:
         other = engine.asks if order.side is Side.BUY else engine.bids
-        if crosses(other, order.side, command.price, due):
+        if crosses(other, order.side, price, due_time(engine, command.ts)):
             return Reject(POST_ONLY_WOULD_TAKE, "a post-only order may not take liquidity")
     return None
 
