@@ -22,7 +22,6 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 from pacioli.ledger.domain.errors import LedgerUnavailable
@@ -45,6 +44,39 @@ class QueueFull(LedgerUnavailable):
     """Too many commands are waiting for the ledger's writers; try again later."""
 
 
+class Answer(Generic[Out]):
+    """The one answer to one submitted item, which its caller waits for.
+
+    A `concurrent.futures.Future` does the same with a Condition and a list of waiters;
+    a lock acquired at birth and released by the writer is all one waiter needs, at a
+    fifth of the cost (every command makes one, and the writer answers them in a row).
+    """
+
+    __slots__ = ("_done", "_value", "_error")
+
+    def __init__(self) -> None:
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._value: Out | None = None
+        self._error: BaseException | None = None
+
+    def set_result(self, value: Out) -> None:
+        self._value = value
+        self._done.release()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+        self._done.release()
+
+    def result(self) -> Out:
+        """Wait for the answer; raise the item's exception, if it failed."""
+        with self._done:  # released again at once: a second call returns too
+            pass
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class Batcher(Generic[In, Out]):
     """Runs `execute(batch) -> results` on writer threads for items submitted from any thread.
 
@@ -64,7 +96,7 @@ class Batcher(Generic[In, Out]):
         self._execute = execute
         self._footprint = footprint
         self._batch_size_max = batch_size_max
-        self._waiting: deque[tuple[In, Future[Out], Collection]] = deque()
+        self._waiting: deque[tuple[In, Answer[Out], Collection]] = deque()
         self._busy: dict = {}  # account -> number of in-flight batches using it
         self._stopping = False
         self._changed = threading.Condition()
@@ -75,21 +107,21 @@ class Batcher(Generic[In, Out]):
         for thread in self._threads:
             thread.start()
 
-    def submit(self, item: In) -> Future[Out]:
-        """Queue an item; the future resolves once its batch committed (or failed).
+    def submit(self, item: In) -> Answer[Out]:
+        """Queue an item; its answer comes once its batch committed (or failed).
 
         Raises: QueueFull.
         """
-        future: Future[Out] = Future()
+        answer: Answer[Out] = Answer()
         footprint = self._footprint(item)
         with self._changed:
             if self._stopping:
                 raise RuntimeError("the ledger writer is closed")
             if len(self._waiting) >= QUEUE_LENGTH_MAX:
                 raise QueueFull(f"{QUEUE_LENGTH_MAX} commands are already waiting")
-            self._waiting.append((item, future, footprint))
+            self._waiting.append((item, answer, footprint))
             self._changed.notify()
-        return future
+        return answer
 
     def close(self) -> None:
         """Finish every waiting item, then stop the writers."""
@@ -163,5 +195,5 @@ class Batcher(Generic[In, Out]):
             for entry in batch:
                 self._run_batch([entry])
             return
-        for (_, future, _), result in zip(batch, results, strict=True):
-            future.set_result(result)
+        for (_, answer, _), result in zip(batch, results, strict=True):
+            answer.set_result(result)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -37,7 +36,7 @@ from pacioli.ledger.domain.model import (
 from pacioli.ledger.domain.money import Asset
 from pacioli.ledger.domain.state_machine import Outcome, StateMachine
 from pacioli.ledger.service import metrics
-from pacioli.ledger.service.batcher import Batcher
+from pacioli.ledger.service.batcher import Answer, Batcher
 from pacioli.ledger.service.unit_of_work import (
     ATTEMPTS_MAX,
     ContentionWindow,
@@ -292,13 +291,13 @@ class Ledger:
         """
         with self.engine.connect() as connection:
             due = repository.expired_pending_ids(connection, self._clock(), limit)
-        futures = [
+        answers = [
             self._submit(c.ExpirePending(pending_id), f"expire:{pending_id}", DEFAULT_CLIENT_ID)
             for pending_id in due
         ]
         expired = []
-        for future in futures:
-            outcome = future.result()
+        for answer in answers:
+            outcome = answer.result()
             if isinstance(outcome, Outcome) and not outcome.replayed:
                 expired.extend(outcome.transfers)
             elif isinstance(outcome, e.DomainError) and not isinstance(
@@ -315,24 +314,24 @@ class Ledger:
         """Run one command through the write path; return its outcome or raise its rejection."""
         if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
             raise e.InvalidCommand("an idempotency key is a string of 1 to 255 characters")
-        future = self._submit(command, idempotency_key, client_id or self.client_id)
-        outcome = future.result()
+        answer = self._submit(command, idempotency_key, client_id or self.client_id)
+        outcome = answer.result()
         if isinstance(outcome, e.DomainError):
             raise outcome
         return outcome
 
     def _submit(
         self, command: c.Command, idempotency_key: str, client_id: str
-    ) -> Future[Outcome | e.DomainError]:
+    ) -> Answer[Outcome | e.DomainError]:
         submission = c.Submission.of(command, client_id=client_id, idempotency_key=idempotency_key)
         if self._batcher is not None:
             return self._batcher.submit(submission)
-        future: Future[Outcome | e.DomainError] = Future()
+        answer: Answer[Outcome | e.DomainError] = Answer()
         try:
-            future.set_result(self._execute_batch([submission])[0])
+            answer.set_result(self._execute_batch([submission])[0])
         except Exception as error:
-            future.set_exception(error)
-        return future
+            answer.set_exception(error)
+        return answer
 
     def _execute_batch(self, submissions: Sequence[c.Submission]) -> list[Outcome | e.DomainError]:
         commands = [s.command for s in submissions]
