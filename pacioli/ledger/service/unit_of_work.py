@@ -108,14 +108,18 @@ class UnitOfWork:
     def __enter__(self) -> UnitOfWork:
         self._pooled = self._engine.raw_connection()
         self.driver = self._pooled.driver_connection
-        self.driver.autocommit = True
-        if self._queue_on is not None:
-            self.driver.execute(
-                _QUEUE_ON_ACCOUNTS_SQL,
-                [arrays.uuids(self._queue_on.account_ids),
-                 arrays.uuids(self._queue_on.transfer_ids)],
-            )
-            self._holds_locks = True
+        try:
+            self.driver.autocommit = True
+            if self._queue_on is not None:
+                self._holds_locks = True
+                self.driver.execute(
+                    _QUEUE_ON_ACCOUNTS_SQL,
+                    [arrays.uuids(self._queue_on.account_ids),
+                     arrays.uuids(self._queue_on.transfer_ids)],
+                )
+        except BaseException:
+            self.__exit__()  # `with` calls __exit__ only after __enter__ returned
+            raise
         return self
 
     def begin(self) -> None:
