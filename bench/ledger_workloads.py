@@ -1,4 +1,10 @@
-"""The ledger bench's workloads: N threads posting two-leg transfers through `Ledger`.
+"""The ledger bench's workloads: N clients posting two-leg transfers through `Ledger`.
+
+The N clients are asyncio tasks on one event loop, awaiting `Ledger.transfer_async`,
+the way pgbench multiplexes its N clients on a couple of threads (`-j 2`); the ledger's
+writer thread gathers their commands into batches exactly as it does for threads. (With
+one OS thread per client, waking 32 threads for their answers cost more CPU than the
+ledger's own work: see docs/benchmarks.md.)
 
 Each workload runs a short warm-up, then a measured window. A transfer counts when its
 acknowledgement arrives inside the window, so TPS is acknowledged transfers per second of
@@ -9,10 +15,10 @@ so the bench can check afterwards that each one is in the database exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -161,18 +167,14 @@ def run_workload(
     started_at = time.perf_counter()
     window = (started_at + warmup_seconds, started_at + warmup_seconds + seconds)
     tallies = [Tally() for _ in range(workers)]
-    threads = [
-        threading.Thread(
-            target=_work,
-            args=(ledger, make_request, f"{key_prefix}-{name}-{index}", window, tallies[index]),
-            name=f"bench-{name}-{index}",
-        )
-        for index in range(workers)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+
+    async def clients() -> None:
+        await asyncio.gather(*(
+            _work(ledger, make_request, f"{key_prefix}-{name}-{index}", window, tallies[index])
+            for index in range(workers)
+        ))
+
+    asyncio.run(clients())
     total = Tally()
     for tally in tallies:
         total.merge(tally)
@@ -180,7 +182,7 @@ def run_workload(
     return WorkloadResult(name, seconds, total, writer)
 
 
-def _work(
+async def _work(
     ledger: Ledger,
     make_request: MakeRequest,
     key_prefix: str,
@@ -194,7 +196,7 @@ def _work(
         request = make_request(rng, f"{key_prefix}-{sequence}")
         sequence += 1
         started = time.perf_counter()
-        written = _send(ledger, request, tally)
+        written = await _send(ledger, request, tally)
         finished = time.perf_counter()
         if written is None:
             continue
@@ -209,11 +211,11 @@ def _work(
             tally.latencies_ms.append((finished - started) * 1000)
 
 
-def _send(ledger: Ledger, request: Request, tally: Tally) -> tuple[UUID, bool] | None:
+async def _send(ledger: Ledger, request: Request, tally: Tally) -> tuple[UUID, bool] | None:
     """Post the request, as a patient client would: retry LedgerUnavailable with the same key."""
     for _ in range(CLIENT_ATTEMPTS_MAX):
         try:
-            written = ledger.transfer(request.legs, idempotency_key=request.key)
+            written = await ledger.transfer_async(request.legs, idempotency_key=request.key)
         except LedgerUnavailable:
             tally.unavailable += 1
             continue

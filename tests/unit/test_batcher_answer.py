@@ -33,14 +33,14 @@ def test_an_exception_is_raised_to_the_caller_every_time():
 def test_a_batch_that_fails_as_a_whole_is_retried_item_by_item():
     calls = []
 
-    def execute(items):
+    def execute(items, while_committing):
         calls.append(list(items))
         if len(items) > 1 or items[0] == "bad":
             raise RuntimeError(f"cannot run {items}")
         return [item.upper() for item in items]
 
     release = threading.Event()
-    batcher = Batcher(lambda items: (release.wait(5), execute(items))[1],
+    batcher = Batcher(lambda items, hook: (release.wait(5), execute(items, hook))[1],
                       footprint=lambda item: (), batch_size_max=8)
     try:
         answers = [batcher.submit(item) for item in ("a", "bad", "c")]
@@ -52,3 +52,32 @@ def test_a_batch_that_fails_as_a_whole_is_retried_item_by_item():
     finally:
         batcher.close()
     assert ["a"] in calls and ["bad"] in calls and ["c"] in calls
+
+
+def test_a_batch_is_answered_while_the_next_one_commits_or_at_once_if_none_follows():
+    answers: dict[str, Answer[str]] = {}
+    seen: list[tuple[str, bool, bool]] = []  # (batch, first answered before, after the hook)
+    first_running = threading.Event()
+    second_queued = threading.Event()
+
+    def execute(items, while_committing):
+        if items == ["first"]:
+            first_running.set()
+            second_queued.wait(5)  # so "second" waits in the queue when "first" commits
+        else:
+            before = answers["first"].done()
+            while_committing()  # the writes and COMMIT of this batch are on their way
+            seen.append((items[0], before, answers["first"].done()))
+        return [item.upper() for item in items]
+
+    batcher = Batcher(execute, footprint=lambda item: (), batch_size_max=8)
+    try:
+        answers["first"] = batcher.submit("first")
+        first_running.wait(5)
+        answers["second"] = batcher.submit("second")
+        second_queued.set()
+        assert answers["second"].result() == "SECOND"  # answered at once: nothing follows
+        assert answers["first"].result() == "FIRST"
+    finally:
+        batcher.close()
+    assert seen == [("second", False, True)]

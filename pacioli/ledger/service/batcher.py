@@ -18,6 +18,8 @@ locks and the retry loop cover it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -68,6 +70,9 @@ class Answer(Generic[Out]):
         self._error = error
         self._done.release()
 
+    def done(self) -> bool:
+        return not self._done.locked()
+
     def result(self) -> Out:
         """Wait for the answer; raise the item's exception, if it failed."""
         with self._done:  # released again at once: a second call returns too
@@ -77,8 +82,42 @@ class Answer(Generic[Out]):
         return self._value
 
 
+class LoopAnswer(Generic[Out]):
+    """An answer delivered to an asyncio future, on its event loop, for a caller that awaits.
+
+    One event loop can keep many commands in flight on one thread: no thread per caller,
+    so no thread to wake per answer.
+    """
+
+    __slots__ = ("_loop", "future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.future: asyncio.Future[Out] = loop.create_future()
+
+    def set_result(self, value: Out) -> None:
+        self._settle(value, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._settle(None, error)
+
+    def _settle(self, value: Out | None, error: BaseException | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self._loop.call_soon_threadsafe(_settle_future, self.future, value, error)
+
+
+def _settle_future(future: asyncio.Future, value, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
 class Batcher(Generic[In, Out]):
-    """Runs `execute(batch) -> results` on writer threads for items submitted from any thread.
+    """Runs `execute(batch, while_committing) -> results` on writer threads for items
+    submitted from any thread (`while_committing`: see `_run_batch`).
 
     If a whole batch fails, each of its items is run again alone, so one bad item cannot
     fail the others.
@@ -86,7 +125,7 @@ class Batcher(Generic[In, Out]):
 
     def __init__(
         self,
-        execute: Callable[[Sequence[In]], list[Out]],
+        execute: Callable[[Sequence[In], Callable[[], None] | None], list[Out]],
         *,
         footprint: Callable[[In], Collection],
         batch_size_max: int,
@@ -107,12 +146,15 @@ class Batcher(Generic[In, Out]):
         for thread in self._threads:
             thread.start()
 
-    def submit(self, item: In) -> Answer[Out]:
-        """Queue an item; its answer comes once its batch committed (or failed).
+    def submit(
+        self, item: In, answer: Answer[Out] | LoopAnswer[Out] | None = None
+    ) -> Answer[Out] | LoopAnswer[Out]:
+        """Queue an item; `answer` (a new `Answer` if None) gets its result once its batch
+        committed (or failed).
 
         Raises: QueueFull.
         """
-        answer: Answer[Out] = Answer()
+        answer = Answer() if answer is None else answer
         footprint = self._footprint(item)
         with self._changed:
             if self._stopping:
@@ -132,10 +174,19 @@ class Batcher(Generic[In, Out]):
             thread.join()
 
     def _run(self) -> None:
+        # Committed batches whose callers are answered only once the next batch's writes
+        # and COMMIT are on their way to the database (see _run_batch), or at once if no
+        # batch follows.
+        committed: list[tuple[list, list[Out]]] = []
+
+        def answer_committed() -> None:
+            while committed:
+                self._answer(*committed.pop())
+
         while True:
             with self._changed:
                 batch = self._take()
-                while not batch:
+                while not batch and not committed:
                     if self._stopping and not self._waiting:
                         return
                     self._changed.wait()
@@ -143,8 +194,14 @@ class Batcher(Generic[In, Out]):
                 for _, _, footprint in batch:
                     for account in footprint:
                         self._busy[account] = self._busy.get(account, 0) + 1
+            if not batch:
+                answer_committed()
+                continue
             try:
-                self._run_batch(batch)
+                results = self._run_batch(batch, while_committing=answer_committed)
+                answer_committed()  # in case this batch sent no COMMIT (or failed)
+                if results is not None:
+                    committed.append((batch, results))
             finally:
                 with self._changed:
                     for _, _, footprint in batch:
@@ -183,17 +240,34 @@ class Batcher(Generic[In, Out]):
         self._waiting.extendleft(reversed(kept))
         return taken
 
-    def _run_batch(self, batch: list) -> None:
+    def _run_batch(
+        self, batch: list, *, while_committing: Callable[[], None] | None = None
+    ) -> list[Out] | None:
+        """Execute the batch; return its results for the writer to answer, or None once
+        its callers have been answered (it failed, and was answered item by item).
+
+        `while_committing` is called once the batch's writes and COMMIT are sent and
+        before the database's answer is awaited: the writer answers the previous batch's
+        callers then. Their threads run while this batch commits, instead of competing
+        for the GIL with the writer while it prepares the batch (measured on the uniform
+        bench: the writer spends about 4 ms of each 9-10 ms cycle on the CPU, the 16
+        callers of a batch together about 2.5 ms, and the COMMIT's round trip about 3).
+        """
         items = [item for item, _, _ in batch]
         try:
-            results = self._execute(items)
+            return self._execute(items, while_committing)
         except BaseException as error:  # noqa: BLE001 - handed to the waiting callers
             if len(batch) == 1:
                 batch[0][1].set_exception(error)
-                return
+                return None
             log.warning("ledger batch failed; running its commands one by one", exc_info=True)
             for entry in batch:
-                self._run_batch([entry])
-            return
+                results = self._run_batch([entry])
+                if results is not None:
+                    self._answer([entry], results)
+            return None
+
+    @staticmethod
+    def _answer(batch: list, results: list[Out]) -> None:
         for (_, answer, _), result in zip(batch, results, strict=True):
             answer.set_result(result)

@@ -9,6 +9,7 @@ records and outbox events, and commits. Callers get their own command's result.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -36,7 +37,7 @@ from pacioli.ledger.domain.model import (
 from pacioli.ledger.domain.money import Asset
 from pacioli.ledger.domain.state_machine import Outcome, StateMachine
 from pacioli.ledger.service import metrics
-from pacioli.ledger.service.batcher import Answer, Batcher
+from pacioli.ledger.service.batcher import Answer, Batcher, LoopAnswer
 from pacioli.ledger.service.unit_of_work import (
     ATTEMPTS_MAX,
     ContentionWindow,
@@ -200,6 +201,26 @@ class Ledger:
         written = self.transfer_batch([spec], idempotency_key=idempotency_key, client_id=client_id)
         return Written(written.value[0], written.replayed)
 
+    async def transfer_async(
+        self,
+        legs: Sequence[Leg],
+        *,
+        metadata: dict[str, Any] | None = None,
+        pending: bool = False,
+        expires_at: datetime | None = None,
+        timeout_seconds: int | None = None,
+        idempotency_key: str,
+        client_id: str | None = None,
+    ) -> Written[Transfer]:
+        """`transfer` for asyncio code: awaits the ledger instead of blocking a thread.
+
+        Raises: what `transfer` raises.
+        """
+        spec = TransferSpec(tuple(legs), metadata or {}, pending, expires_at, timeout_seconds)
+        outcome = await self.execute_async(c.CreateTransfers((spec,)), idempotency_key, client_id)
+        transfers = outcome.transfers or await asyncio.to_thread(self._transfers_of, outcome)
+        return Written(transfers[0], outcome.replayed)
+
     def transfer_batch(
         self,
         specs: Sequence[TransferSpec],
@@ -320,6 +341,25 @@ class Ledger:
             raise outcome
         return outcome
 
+    async def execute_async(
+        self, command: c.Command, idempotency_key: str, client_id: str | None = None
+    ) -> Outcome:
+        """`execute` for asyncio code: the command joins the same batches, and the caller
+        awaits its answer on its event loop instead of blocking a thread on it."""
+        if self._batcher is None:
+            return await asyncio.to_thread(self.execute, command, idempotency_key, client_id)
+        if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
+            raise e.InvalidCommand("an idempotency key is a string of 1 to 255 characters")
+        submission = c.Submission.of(
+            command, client_id=client_id or self.client_id, idempotency_key=idempotency_key
+        )
+        answer = LoopAnswer(asyncio.get_running_loop())
+        self._batcher.submit(submission, answer)
+        outcome = await answer.future
+        if isinstance(outcome, e.DomainError):
+            raise outcome
+        return outcome
+
     def _submit(
         self, command: c.Command, idempotency_key: str, client_id: str
     ) -> Answer[Outcome | e.DomainError]:
@@ -333,14 +373,24 @@ class Ledger:
             answer.set_exception(error)
         return answer
 
-    def _execute_batch(self, submissions: Sequence[c.Submission]) -> list[Outcome | e.DomainError]:
+    def _execute_batch(
+        self,
+        submissions: Sequence[c.Submission],
+        while_committing: Callable[[], None] | None = None,
+    ) -> list[Outcome | e.DomainError]:
+        """Run a batch through the write path; `while_committing` runs once its writes and
+        COMMIT are sent, before their outcome is awaited (see Batcher)."""
         commands = [s.command for s in submissions]
         touches = Touches(
             account_ids=sorted(set(_referenced_account_ids(commands)), key=_id_order),
             transfer_ids=sorted(_referenced_transfer_ids(commands), key=_id_order),
         )
+        def work(uow: UnitOfWork):
+            uow.while_committing = while_committing
+            return self._apply(uow, submissions, touches)
+
         results = run_serializable(
-            self.engine, lambda uow: self._apply(uow, submissions, touches),
+            self.engine, work,
             touches=touches, contention=self._contention, attempts_max=self._attempts_max,
         )
         metrics.batch_commands.observe(len(submissions))

@@ -104,6 +104,9 @@ class UnitOfWork:
         # Set by the work: queues reads to run after COMMIT, in its pipeline, and returns
         # a function that collects them once the pipeline has synced.
         self.after_commit: Callable[[psycopg.Connection], Callable[[], None]] | None = None
+        # Set by the work: called once the writes and COMMIT are sent, before their
+        # outcome is awaited.
+        self.while_committing: Callable[[], None] | None = None
 
     def __enter__(self) -> UnitOfWork:
         self._pooled = self._engine.raw_connection()
@@ -153,6 +156,8 @@ class UnitOfWork:
             cursor.execute("COMMIT")
             if self.after_commit is not None:
                 collect = self.after_commit(self.driver)
+            if self.while_committing is not None:
+                self.while_committing()
         if collect is not None:
             collect()
         self._release_locks()
