@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import Engine, Row, func, insert, select, update
+import psycopg
+from psycopg.types.json import Jsonb
+from sqlalchemy import Connection, Engine, Row, func, select
 
 from pacioli.ledger.domain.errors import invariant
 from pacioli.ledger.domain.ids import uuid7
 from pacioli.ledger.domain.money import format_minor
-from pacioli.ledger.storage.tables import outbox
 from pacioli.matching.market import Market
 from pacioli.matching.settlement_records import (
     BatchPlan,
@@ -23,11 +25,8 @@ from pacioli.matching.settlement_records import (
     plan_to_json,
 )
 from pacioli.matching.tables import (
-    exchange_commands,
     exchange_fills,
     exchange_holds,
-    exchange_order_marks,
-    exchange_orders,
     exchange_settlement_batches,
 )
 
@@ -61,56 +60,58 @@ def read_spans(
     """The unsettled stream after the position: commands, their fills and marks, in order.
 
     At most `commands_max` commands and `fills_max` fills; a command whose fills were not
-    all read is the last span, marked incomplete.
+    all read is the last span, marked incomplete. Read as plain tuples through the
+    driver (a window is tens of thousands of rows: SQLAlchemy's rows cost more than the
+    query), amounts as text.
     """
-    c, m = exchange_commands, exchange_order_marks
-    with engine.connect() as connection:
-        commands = list(connection.execute(
-            select(c.c.seq, c.c.fill_no_last)
-            .where(c.c.market == symbol, c.c.seq > marks_through_seq)
-            .order_by(c.c.seq).limit(commands_max)
-        ))
+    with engine.connect() as connection, _cursor(connection) as cursor:
+        commands = cursor.execute(
+            "SELECT seq, fill_no_last FROM exchange_commands WHERE market = %s AND seq > %s"
+            " ORDER BY seq LIMIT %s", (symbol, marks_through_seq, commands_max),
+        ).fetchall()
         if not commands:
             return []
-        last_seq = commands[-1].seq
-        fills = [_fill(row) for row in connection.execute(
-            select(_f).where(_f.c.market == symbol, _f.c.fill_no > last_fill_no,
-                             _f.c.command_seq <= last_seq)
-            .order_by(_f.c.fill_no).limit(fills_max)
-        )]
-        marks = list(connection.execute(
-            select(m.c.command_seq, m.c.order, m.c.need_after, m.c.done)
-            .where(m.c.market == symbol, m.c.command_seq > marks_through_seq,
-                   m.c.command_seq <= last_seq)
-            .order_by(m.c.command_seq)
-        ))
+        last_seq = commands[-1][0]
+        fills = [FillRecord(
+            fill_no, seq, int(size), int(quote), taker_order, maker_order, taker_user,
+            maker_user, taker_side, int(taker_fee), int(maker_fee), int(rounding),
+        ) for (fill_no, seq, size, quote, taker_order, maker_order, taker_user, maker_user,
+               taker_side, taker_fee, maker_fee, rounding) in cursor.execute(
+            "SELECT fill_no, command_seq, size::text, quote_amount::text, taker_order,"
+            " maker_order, taker_user_id, maker_user_id, taker_side, taker_fee::text,"
+            " maker_fee::text, buyer_rounding::text FROM exchange_fills"
+            " WHERE market = %s AND fill_no > %s AND command_seq <= %s"
+            " ORDER BY fill_no LIMIT %s", (symbol, last_fill_no, last_seq, fills_max),
+        ).fetchall()]
+        marks = cursor.execute(
+            'SELECT command_seq, "order", need_after::text, done FROM exchange_order_marks'
+            " WHERE market = %s AND command_seq > %s AND command_seq <= %s"
+            " ORDER BY command_seq", (symbol, marks_through_seq, last_seq),
+        ).fetchall()
     fills_read_through = fills[-1].fill_no if len(fills) == fills_max else None
     fills_by_seq: dict[int, list[FillRecord]] = {}
     for fill in fills:
         fills_by_seq.setdefault(fill.command_seq, []).append(fill)
     marks_by_seq: dict[int, list[Mark]] = {}
-    for row in marks:
-        marks_by_seq.setdefault(row.command_seq, []).append(
-            Mark(row.command_seq, row.order, row.need_after, row.done)
-        )
+    for seq, order, need_after, done in marks:
+        marks_by_seq.setdefault(seq, []).append(Mark(seq, order, int(need_after), done))
     spans = []
-    for command in commands:
-        complete = fills_read_through is None or command.fill_no_last <= fills_read_through
+    for seq, fill_no_last in commands:
+        complete = fills_read_through is None or fill_no_last <= fills_read_through
         spans.append(CommandSpan(
-            command.seq, tuple(fills_by_seq.get(command.seq, ())),
-            tuple(marks_by_seq.get(command.seq, ())) if complete else (), complete,
+            seq, tuple(fills_by_seq.get(seq, ())),
+            tuple(marks_by_seq.get(seq, ())) if complete else (), complete,
         ))
         if not complete:
             break
     return spans
 
 
-def _fill(row: Row) -> FillRecord:
-    return FillRecord(
-        row.fill_no, row.command_seq, row.size, row.quote_amount, row.taker_order,
-        row.maker_order, row.taker_user_id, row.maker_user_id, row.taker_side, row.taker_fee,
-        row.maker_fee, row.buyer_rounding,
-    )
+@contextmanager
+def _cursor(connection: Connection) -> Iterator[psycopg.Cursor]:
+    """A psycopg cursor on the SQLAlchemy connection (and in its transaction)."""
+    with connection.connection.driver_connection.cursor() as cursor:
+        yield cursor
 
 
 def planned_batches(engine: Engine, symbol: str) -> list[Row]:
@@ -131,17 +132,18 @@ def open_holds(
     transfers: dict[UUID, UUID] = {}
     if not wanted:
         return holds, transfers
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(_h).where(_h.c.status == "open", _h.c.order.in_(wanted))
-            .order_by(_h.c.created_seq, _h.c.id)
-        )
-        for row in rows:
-            holds.setdefault(row.order, []).append(HoldRecord(
-                row.id, row.order, row.asset, row.amount, row.wallet_account_id,
-                row.clearing_account_id, row.created_seq,
-            ))
-            transfers[row.id] = row.transfer_id
+    with engine.connect() as connection, _cursor(connection) as cursor:
+        rows = cursor.execute(
+            'SELECT id, "order", asset, amount::text, wallet_account_id, clearing_account_id,'
+            " created_seq, transfer_id FROM exchange_holds"
+            ' WHERE status = \'open\' AND "order" = ANY(%s) ORDER BY created_seq, id',
+            (wanted,),
+        ).fetchall()
+    for hold_id, order, asset, amount, wallet, clearing, created_seq, transfer_id in rows:
+        holds.setdefault(order, []).append(HoldRecord(
+            hold_id, order, asset, int(amount), wallet, clearing, created_seq,
+        ))
+        transfers[hold_id] = transfer_id
     return holds, transfers
 
 
@@ -162,22 +164,50 @@ def insert_planned(
     engine: Engine, symbol: str, batch_id: UUID, number: int, plan: BatchPlan, *,
     now: datetime,
 ) -> None:
-    """Store a planned batch and stamp its fills with it, in one transaction."""
-    with engine.begin() as connection:
-        connection.execute(insert(_b).values(
-            id=batch_id, market=symbol, number=number, first_fill_no=plan.first_fill_no,
-            last_fill_no=plan.last_fill_no, marks_through_seq=plan.marks_through_seq,
-            holds_through_seq=plan.holds_through_seq, fill_count=plan.fill_count,
-            item_count=plan.item_count, plan=plan_to_json(plan), status="planned",
-            created_at=now,
-        ))
-        if plan.fill_count:
-            connection.execute(
-                update(_f).where(
-                    _f.c.market == symbol, _f.c.fill_no >= plan.first_fill_no,
-                    _f.c.fill_no <= plan.last_fill_no, _f.c.batch_id.is_(None),
-                ).values(batch_id=batch_id)
-            )
+    """Store a planned batch and stamp its fills with it, in one transaction (one
+    statement)."""
+    with engine.begin() as connection, _cursor(connection) as cursor:
+        cursor.execute(
+            "WITH batch AS (INSERT INTO exchange_settlement_batches (id, market, number,"
+            " first_fill_no, last_fill_no, marks_through_seq, holds_through_seq, fill_count,"
+            " item_count, plan, status, created_at) VALUES (%(id)s, %(market)s, %(number)s,"
+            " %(first)s, %(last)s, %(marks)s, %(holds)s, %(fills)s, %(items)s, %(plan)s,"
+            " 'planned', %(now)s))"
+            " UPDATE exchange_fills SET batch_id = %(id)s WHERE market = %(market)s"
+            " AND fill_no >= %(first)s AND fill_no <= %(last)s AND batch_id IS NULL",
+            {"id": batch_id, "market": symbol, "number": number,
+             "first": plan.first_fill_no, "last": plan.last_fill_no,
+             "marks": plan.marks_through_seq, "holds": plan.holds_through_seq,
+             "fills": plan.fill_count, "items": plan.item_count,
+             "plan": Jsonb(plan_to_json(plan)), "now": now},
+        )
+
+
+# Marks the batch posted and, only if it was still planned, resolves its holds, opens its
+# re-holds and returns the orders it finished that were filled whole (for their events).
+_RECORD_SQL = (
+    "WITH marked AS (UPDATE exchange_settlement_batches SET status = 'posted',"
+    " posted_at = %(now)s WHERE id = %(batch)s AND status = 'planned' RETURNING id),"
+    " resolved AS (UPDATE exchange_holds SET status = 'resolved',"
+    " resolved_by_batch = %(batch)s WHERE id = ANY(%(resolved)s::uuid[])"
+    " AND status = 'open' AND EXISTS (SELECT FROM marked)),"
+    " made AS (INSERT INTO exchange_holds (id, \"order\", market, asset, amount,"
+    " wallet_account_id, clearing_account_id, created_seq, created_by_batch, transfer_id,"
+    " status) SELECT v.id, v.ord, %(market)s, v.asset, v.amount::numeric, v.wallet,"
+    " v.clearing, %(seq)s, %(batch)s, v.transfer, 'open' FROM unnest(%(ids)s::uuid[],"
+    " %(orders)s::uuid[], %(assets)s::text[], %(amounts)s::text[], %(wallets)s::uuid[],"
+    " %(clearings)s::uuid[], %(transfers)s::uuid[])"
+    " AS v(id, ord, asset, amount, wallet, clearing, transfer)"
+    " WHERE EXISTS (SELECT FROM marked))"
+    " SELECT o.id, o.user_id, o.side, o.filled_size::text, o.filled_quote::text, o.fee::text"
+    " FROM exchange_orders o WHERE o.id = ANY(%(done)s::uuid[])"
+    " AND o.done_reason = 'filled' AND EXISTS (SELECT FROM marked)"
+)
+
+_OUTBOX_SQL = (
+    "INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, payload,"
+    " created_at) VALUES (%s, 'order.filled', 'order', %s, %s, %s)"
+)
 
 
 def record_posted(
@@ -185,59 +215,42 @@ def record_posted(
     reholds: dict[UUID, UUID], *, now: datetime,
 ) -> None:
     """Mark the batch posted, its holds resolved and its re-holds open; announce the
-    orders it finished filling. Does nothing if the batch was recorded already."""
-    with engine.begin() as connection:
-        marked = connection.execute(
-            update(_b).where(_b.c.id == batch_id, _b.c.status == "planned")
-            .values(status="posted", posted_at=now)
-        ).rowcount
-        if not marked:
-            return
-        resolved = [hold for order in plan.orders for hold, _ in order.posts]
-        if resolved:
-            connection.execute(
-                update(_h).where(_h.c.id.in_(resolved), _h.c.status == "open")
-                .values(status="resolved", resolved_by_batch=batch_id)
-            )
-        new_holds = [
-            {"id": o.rehold.id, "order": o.order, "market": market.symbol,
-             "asset": o.rehold.asset, "amount": o.rehold.amount,
-             "wallet_account_id": o.rehold.wallet_account_id,
-             "clearing_account_id": o.rehold.clearing_account_id,
-             "created_seq": plan.holds_through_seq, "created_by_batch": batch_id,
-             "transfer_id": reholds[o.rehold.id], "status": "open"}
-            for o in plan.orders if o.rehold is not None
-        ]
-        if new_holds:
-            connection.execute(insert(_h), new_holds)
-        _announce_filled(connection, market, [o.order for o in plan.orders if o.done])
+    orders it finished filling. Does nothing if the batch was recorded already.
+
+    One statement and the events' insert: three round trips with the COMMIT.
+    """
+    made = [o for o in plan.orders if o.rehold is not None]
+    with engine.begin() as connection, _cursor(connection) as cursor:
+        filled = cursor.execute(_RECORD_SQL, {
+            "now": now, "batch": batch_id, "market": market.symbol,
+            "seq": plan.holds_through_seq,
+            "resolved": [hold for order in plan.orders for hold, _ in order.posts],
+            "ids": [o.rehold.id for o in made], "orders": [o.order for o in made],
+            "assets": [o.rehold.asset for o in made],
+            "amounts": [str(o.rehold.amount) for o in made],
+            "wallets": [o.rehold.wallet_account_id for o in made],
+            "clearings": [o.rehold.clearing_account_id for o in made],
+            "transfers": [reholds[o.rehold.id] for o in made],
+            "done": [o.order for o in plan.orders if o.done],
+        }).fetchall()
+        if filled:
+            cursor.executemany(_OUTBOX_SQL, _filled_events(market, filled))
 
 
-def _announce_filled(connection, market: Market, done_orders: list[UUID]) -> None:
-    """`order.filled` for each order the batch finished settling that was filled whole."""
-    if not done_orders:
-        return
-    o = exchange_orders
-    rows = connection.execute(
-        select(o.c.id, o.c.user_id, o.c.side, o.c.filled_size, o.c.filled_quote, o.c.fee)
-        .where(o.c.id.in_(done_orders), o.c.done_reason == "filled")
-    )
+def _filled_events(market: Market, rows: list[tuple]) -> list[tuple]:
+    """`order.filled` outbox rows (event id, aggregate id, payload, created_at) for orders
+    the batch finished settling that were filled whole (the rows `append_event` writes)."""
     now = datetime.now(UTC)
     events = []
-    for row in rows:
-        price = row.filled_quote * market.base_unit // row.filled_size
-        events.append({
-            "event_id": uuid7(), "event_type": "order.filled", "aggregate_type": "order",
-            "aggregate_id": str(row.id), "created_at": now,
-            "payload": {
-                "order_id": str(row.id), "user_id": str(row.user_id), "market": market.symbol,
-                "side": row.side,
-                "filled_size": format_minor(row.filled_size, market.base_scale),
-                "price": format_minor(price, market.quote_scale),
-                "filled_size_minor": str(row.filled_size),
-                "filled_quote_minor": str(row.filled_quote), "fee_minor": str(row.fee),
-            },
-        })
-    if events:
-        # The rows `append_event` writes, in one executemany (a batch finishes many).
-        connection.execute(insert(outbox), events)
+    for order_id, user_id, side, filled_size, filled_quote, fee in rows:
+        filled_size, filled_quote = int(filled_size), int(filled_quote)
+        price = filled_quote * market.base_unit // filled_size
+        events.append((uuid7(), str(order_id), Jsonb({
+            "order_id": str(order_id), "user_id": str(user_id), "market": market.symbol,
+            "side": side,
+            "filled_size": format_minor(filled_size, market.base_scale),
+            "price": format_minor(price, market.quote_scale),
+            "filled_size_minor": str(filled_size),
+            "filled_quote_minor": str(filled_quote), "fee_minor": fee,
+        }), now))
+    return events
