@@ -106,6 +106,10 @@ class Chart:
     def wallet(self, user_id: UUID, currency: str) -> UUID:
         return self.account(ChartKey(OwnerKind.USER, str(user_id), Purpose.WALLET, currency))
 
+    def known_wallet(self, user_id: UUID, currency: str) -> UUID | None:
+        """The wallet if this chart has already found it (no database call), else None."""
+        return self._known.get(ChartKey(OwnerKind.USER, str(user_id), Purpose.WALLET, currency))
+
     def merchant_balance(self, merchant_id: UUID, currency: str) -> UUID:
         return self.account(
             ChartKey(OwnerKind.MERCHANT, str(merchant_id), Purpose.MERCHANT_BALANCE, currency)

@@ -1,28 +1,38 @@
 """Person-to-person payments and money requests between users' wallets.
 
-A payment is recorded first (`created`, keyed by the payer and their Idempotency-Key),
-then moved by one ledger transfer whose own idempotency key derives from the payment's
-id, then marked `succeeded` (or `failed` with the ledger's rejection code). A retry with
-the same key finds the record: a finished one is answered as it was the first time, an
-unfinished one (the process died mid-way) is finished, and the ledger key makes sure the
-money moves once. Concurrent requests with one key meet at the same record and the same
-ledger key, so they move money once too.
+A payment's id derives from the payer and their Idempotency-Key (`payment_id_for`), so a
+retry knows it before anything is written. A plain payment is then one ledger transfer,
+under the ledger key `p2p:<payment id>`, whose metadata carries everything the payment's
+record holds, and one write of the record, after the transfer, as `succeeded` (or
+`failed`, with the ledger's rejection code, when the ledger refused it). The ledger key
+alone makes the money move at most once; the record is a projection of the transfer, so
+whoever writes it (the request, its retry, a concurrent request with the same key, or
+`record_unrecorded_payments` after a crash) writes the same row, once. docs/payments.md
+("One commit per payment") gives the reasoning.
+
+Paying a money request keeps the older three steps (record `created` under the
+request's lock, move, mark `succeeded`), since the record is what stops a second payment
+of the same request.
 
 Events (docs/payments.md, "Events") are appended in the transaction of the change they
 announce, and only when that transaction's conditional write changed the row: a replay,
-or a finisher that lost the race, announces nothing.
+or a writer that lost the race, announces nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from uuid import UUID
+from uuid import UUID, uuid5
 
-from sqlalchemy import Engine, and_, exists, or_, select, update
+from sqlalchemy import Engine, and_, exists, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
-from pacioli.ledger import DomainError, Ledger, credit, debit
+from pacioli.ledger import DomainError, Ledger, Transfer, credit, debit
+from pacioli.ledger.domain.errors import IdempotencyKeyReused
 from pacioli.ledger.domain.ids import uuid7
 from pacioli.ledger.outbox import append_event
 from pacioli.payments import errors as pe
@@ -31,6 +41,12 @@ from pacioli.payments.chart import PAYMENTS_CLIENT_ID, Chart
 from pacioli.payments.tables import money_requests, p2p_payments
 
 NOTE_LENGTH_MAX = 280
+# Payment ids are UUIDv5 of the payer and their Idempotency-Key in this namespace.
+PAYMENT_ID_NAMESPACE = UUID("5d1f6a52-8f0e-4c43-9a49-2b1c0f7e6a11")
+RECOVERY_PAGE_SIZE = 500
+# Threads for the database reads and writes of `send_async` (a payment holds one for a
+# round trip or a commit, so a few keep many payments in flight).
+DB_THREADS_MAX = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,20 +113,80 @@ class P2P:
         MoneyRequestNotOpen, and the ledger's rejections (InsufficientFunds,
         UnknownAsset, AccountFrozen ...), also when replaying a failed payment.
         """
-        _check_parties(payer_user_id, payee_user_id)
-        _check_amount_and_note(amount_minor, note)
-        request_hash = records.request_hash(payee_user_id, currency, amount_minor, note, request_id)
-        payment, replayed = self._claim_payment(
-            payer_user_id, payee_user_id, currency, amount_minor, note, idempotency_key,
-            request_hash, request_id,
-        )
-        if payment.status == "created":
-            payment = self._move(payment)
-        if payment.status == "failed":
-            raise pe.rejection_with_code(
-                payment.failure_code, f"payment {payment.id} failed: {payment.failure_code}"
+        order = _order(payer_user_id, payee_user_id, currency, amount_minor, note,
+                       idempotency_key, request_id)
+        if request_id is not None:
+            return self._send_claimed(order)
+        row = self._payment_row(order)
+        if row is not None:
+            return self._replay(row, order)
+        try:
+            written = self._ledger.transfer(
+                self._legs(order), metadata=order.metadata, idempotency_key=order.ledger_key,
+                client_id=PAYMENTS_CLIENT_ID,
             )
-        return Answer(payment, replayed)
+        except DomainError as rejection:
+            return self._refused(order, rejection)
+        return self._recorded(order, written.value, replayed=written.replayed)
+
+    async def send_async(
+        self,
+        *,
+        payer_user_id: UUID,
+        payee_user_id: UUID,
+        currency: str,
+        amount_minor: int,
+        note: str = "",
+        idempotency_key: str,
+    ) -> Answer:
+        """`send` (of a plain payment) for asyncio callers: the ledger transfer is awaited,
+        not waited for on a thread; the record's read and write run on worker threads.
+
+        Raises: what `send` raises.
+        """
+        order = _order(payer_user_id, payee_user_id, currency, amount_minor, note,
+                       idempotency_key, None)
+        row = await _in_thread(self._payment_row, order)
+        if row is not None:
+            return await _in_thread(self._replay, row, order)
+        legs = self._known_legs(order) or await _in_thread(self._legs, order)
+        try:
+            written = await self._ledger.transfer_async(
+                legs, metadata=order.metadata, idempotency_key=order.ledger_key,
+                client_id=PAYMENTS_CLIENT_ID,
+            )
+        except DomainError as rejection:
+            return await _in_thread(self._refused, order, rejection)
+        return await _in_thread(self._recorded, order, written.value, replayed=written.replayed)
+
+    def record_unrecorded_payments(self, *, since: datetime) -> int:
+        """Write the record of every payment whose transfer the ledger posted since `since`
+        but whose record is missing (the process died between the two); return how many.
+
+        The record is a projection of the transfer's metadata, so this writes exactly
+        what the request (or its retry) would have written, and a concurrent writer of
+        the same record makes it a no-op.
+        """
+        recorded, starting_after = 0, None
+        while True:
+            page = self._ledger.list_transfers(
+                created_from=since, metadata={"flow": "p2p"}, limit=RECOVERY_PAGE_SIZE,
+                starting_after=starting_after,
+            )
+            projected = [t for t in page if "idempotency_key" in t.metadata]
+            with self._engine.connect() as connection:
+                known = set(connection.execute(
+                    select(p2p_payments.c.id).where(
+                        p2p_payments.c.id.in_([UUID(t.metadata["payment_id"]) for t in projected])
+                    )
+                ).scalars())
+            for transfer in projected:
+                if UUID(transfer.metadata["payment_id"]) not in known:
+                    _, inserted = self._write_succeeded(transfer)
+                    recorded += inserted
+            if len(page) < RECOVERY_PAGE_SIZE:
+                return recorded
+            starting_after = page[-1].id
 
     def get_payment(self, user_id: UUID, payment_id: UUID) -> P2PPayment:
         """A payment the user made or received. Raises: PaymentNotFound."""
@@ -129,53 +205,166 @@ class P2P:
     def list_payments(
         self, user_id: UUID, *, limit: int = 50, starting_after: UUID | None = None
     ) -> list[P2PPayment]:
-        """The user's payments, sent and received, newest first (ids are time-ordered)."""
+        """The user's payments, sent and received, newest first.
+
+        Payment ids derive from the Idempotency-Key, so they are not time-ordered: the
+        order is (created_at, id), and the cursor is the last payment's id.
+        """
         t = p2p_payments
-        query = records.newest_first(
-            t, or_(t.c.payer_user_id == user_id, t.c.payee_user_id == user_id),
-            limit=limit, starting_after=starting_after,
+        query = (
+            select(t)
+            .where(or_(t.c.payer_user_id == user_id, t.c.payee_user_id == user_id))
+            .order_by(t.c.created_at.desc(), t.c.id.desc())
+            .limit(min(limit, records.PAGE_LIMIT_MAX + 1))
         )
+        if starting_after is not None:
+            cursor_created_at = (
+                select(t.c.created_at).where(t.c.id == starting_after).scalar_subquery()
+            )
+            query = query.where(
+                tuple_(t.c.created_at, t.c.id) < tuple_(cursor_created_at, starting_after)
+            )
         with self._engine.connect() as connection:
             return [_payment(row) for row in connection.execute(query)]
 
-    def _claim_payment(
-        self, payer_user_id, payee_user_id, currency, amount_minor, note, idempotency_key,
-        request_hash, request_id,
-    ) -> tuple[P2PPayment, bool]:
+    # The plain payment's steps: read the record, move, record.
+
+    def _payment_row(self, order: _Order):
+        with self._engine.connect() as connection:
+            return _payment_by_key(connection, order.payer_user_id, order.idempotency_key)
+
+    def _replay(self, row, order: _Order) -> Answer:
+        """Answer a retry as the first request was answered (finishing an unfinished one).
+
+        Raises: IdempotencyKeyReusedForPayment, the recorded rejection of a failed one.
+        """
+        records.same_request(row, order.request_hash, order.idempotency_key)
+        payment = _payment(row)
+        if payment.status == "created":  # a request's payment, or one left mid-way
+            payment = self._move(payment)
+        return Answer(_succeeded_or_raise(payment), replayed=True)
+
+    def _known_legs(self, order: _Order) -> list | None:
+        """The transfer's legs, if both wallets are known without asking the database."""
+        payer_wallet = self._chart.known_wallet(order.payer_user_id, order.currency)
+        payee_wallet = self._chart.known_wallet(order.payee_user_id, order.currency)
+        if payer_wallet is None or payee_wallet is None:
+            return None
+        return [debit(payer_wallet, order.amount_minor), credit(payee_wallet, order.amount_minor)]
+
+    def _legs(self, order: _Order) -> list:
+        """Raises: UnknownAsset."""
+        return [debit(self._chart.wallet(order.payer_user_id, order.currency), order.amount_minor),
+                credit(self._chart.wallet(order.payee_user_id, order.currency),
+                       order.amount_minor)]
+
+    def _refused(self, order: _Order, rejection: DomainError) -> Answer:
+        """Record the ledger's rejection as a failed payment, and raise it.
+
+        If another request with this key recorded the payment first, answer as it was
+        answered instead. Raises: `rejection`, IdempotencyKeyReusedForPayment.
+        """
+        if isinstance(rejection, IdempotencyKeyReused):
+            # The ledger key was used by another request with this key (a different body,
+            # or a request's payment): that request's record answers for the key.
+            raise pe.IdempotencyKeyReusedForPayment(
+                f"idempotency key {order.idempotency_key!r} was used for another request"
+            ) from None
+        now = datetime.now(UTC)
+        with self._engine.begin() as connection:
+            inserted = connection.execute(
+                insert(p2p_payments)
+                .values(**order.record_values(now), status="failed", failure_code=rejection.code,
+                        completed_at=now)
+                .on_conflict_do_nothing()
+                .returning(p2p_payments.c.id)
+            ).first()
+            if inserted is None:
+                row = connection.execute(
+                    select(p2p_payments).where(p2p_payments.c.id == order.payment_id)
+                ).one()
+        if inserted is not None:
+            raise rejection
+        return self._replay(row, order)
+
+    def _recorded(self, order: _Order, transfer: Transfer, *, replayed: bool) -> Answer:
+        """The payment the transfer made, its record written if no one wrote it yet.
+
+        `replayed` is the ledger's: whether an earlier request with this key moved the money.
+        Raises: IdempotencyKeyReusedForPayment.
+        """
+        row, _ = self._write_succeeded(transfer)
+        records.same_request(row, order.request_hash, order.idempotency_key)
+        return Answer(_payment(row), replayed)
+
+    def _write_succeeded(self, transfer: Transfer):
+        """Write the succeeded record of a posted transfer: insert it, or turn a record
+        that says otherwise (a concurrent request with the same key that the ledger refused
+        before this one posted) into it, since the ledger's transfer is what happened.
+
+        Returns the row and whether this call inserted it; the event is appended by the
+        call that changed the row, in its transaction.
+        """
+        values = _succeeded_values(transfer)
+        t = p2p_payments
+        with self._engine.begin() as connection:
+            row = connection.execute(
+                insert(t).values(**values).on_conflict_do_nothing().returning(t)
+            ).first()
+            if row is not None:
+                _announce_payment(connection, row)
+                return row, True
+            row = connection.execute(select(t).where(t.c.id == values["id"])).one()
+            if row.status == "succeeded":
+                return row, False
+            changed = connection.execute(
+                update(t).where(t.c.id == values["id"], t.c.status != "succeeded")
+                .values(**values).returning(t)
+            ).first()
+            if changed is not None:
+                _announce_payment(connection, changed)
+                return changed, False
+            return connection.execute(select(t).where(t.c.id == values["id"])).one(), False
+
+    # A money request's payment: record, move, finish.
+
+    def _send_claimed(self, order: _Order) -> Answer:
+        payment, replayed = self._claim_payment(order)
+        if payment.status == "created":
+            payment = self._move(payment)
+        return Answer(_succeeded_or_raise(payment), replayed)
+
+    def _claim_payment(self, order: _Order) -> tuple[P2PPayment, bool]:
         """Record the payment, or find the one this key recorded before.
 
         Paying a request locks it first, so a retry with the key that paid it finds that
         payment (a replay) before the request is found closed.
         """
         t = p2p_payments
-        now = datetime.now(UTC)
+        request_id = order.request_id
         with self._engine.begin() as connection:
-            if request_id is not None:
-                _lock_request(connection, request_id, payer_user_id=payer_user_id)
-            row = _payment_by_key(connection, payer_user_id, idempotency_key)
+            _lock_request(connection, request_id, payer_user_id=order.payer_user_id)
+            row = _payment_by_key(connection, order.payer_user_id, order.idempotency_key)
             if row is None:
-                if request_id is not None:
-                    _check_request_payable(connection, request_id)
+                _check_request_payable(connection, request_id)
                 inserted = connection.execute(
                     insert(t)
-                    .values(
-                        id=uuid7(), payer_user_id=payer_user_id, payee_user_id=payee_user_id,
-                        currency=currency, amount_minor=amount_minor, note=note,
-                        status="created", request_id=request_id,
-                        idempotency_key=idempotency_key, request_hash=request_hash,
-                        created_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=["payer_user_id", "idempotency_key"])
+                    .values(**order.record_values(datetime.now(UTC)), status="created")
+                    .on_conflict_do_nothing()
                     .returning(t)
                 ).first()
                 if inserted is not None:
                     return _payment(inserted), False
-                row = _payment_by_key(connection, payer_user_id, idempotency_key)
-        records.same_request(row, request_hash, idempotency_key)
+                row = _payment_by_key(connection, order.payer_user_id, order.idempotency_key)
+        records.same_request(row, order.request_hash, order.idempotency_key)
         return _payment(row), True
 
     def _move(self, payment: P2PPayment) -> P2PPayment:
-        """Post the ledger transfer of a recorded payment and record how it went."""
+        """Post the ledger transfer of a recorded payment and record how it went.
+
+        Raises: IdempotencyKeyReusedForPayment (a plain payment under the same key took
+        the ledger key first; its record replaces this one).
+        """
         try:
             payer_wallet = self._chart.wallet(payment.payer_user_id, payment.currency)
             payee_wallet = self._chart.wallet(payment.payee_user_id, payment.currency)
@@ -190,6 +379,10 @@ class P2P:
                 idempotency_key=f"p2p:{payment.id}",
                 client_id=PAYMENTS_CLIENT_ID,
             ).value
+        except IdempotencyKeyReused:
+            raise pe.IdempotencyKeyReusedForPayment(
+                f"payment {payment.id}'s key was used for another request"
+            ) from None
         except DomainError as rejection:
             return self._finish(payment, status="failed", failure_code=rejection.code)
         return self._finish(payment, status="succeeded", transfer_id=transfer.id)
@@ -211,7 +404,6 @@ class P2P:
                     _mark_request_paid(connection, payment.request_id, now)
             row = finished or connection.execute(select(t).where(t.c.id == payment.id)).one()
         return _payment(row)
-
 
     # Money requests.
 
@@ -330,6 +522,98 @@ class P2P:
             if status == "declined":  # The catalog has no event for a cancelled request.
                 _announce_request(connection, "money_request.declined", row)
         return _request(row)
+
+
+def payment_id_for(payer_user_id: UUID, idempotency_key: str) -> UUID:
+    """The id of the payment the payer makes under this Idempotency-Key: the same for every
+    retry, and known before anything is written."""
+    return uuid5(PAYMENT_ID_NAMESPACE, f"{payer_user_id}:{idempotency_key}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    """A payment as asked for, checked, with the id and keys it will be recorded under."""
+
+    payment_id: UUID
+    payer_user_id: UUID
+    payee_user_id: UUID
+    currency: str
+    amount_minor: int
+    note: str
+    idempotency_key: str
+    request_hash: str
+    request_id: UUID | None
+
+    @property
+    def ledger_key(self) -> str:
+        return f"p2p:{self.payment_id}"
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The transfer's metadata: the payment's whole record (see `_succeeded_values`)."""
+        return {
+            "flow": "p2p", "payment_id": str(self.payment_id),
+            "payer_user_id": str(self.payer_user_id),
+            "payee_user_id": str(self.payee_user_id),
+            "amount_minor": str(self.amount_minor), "currency": self.currency,
+            "note": self.note, "idempotency_key": self.idempotency_key,
+            "request_hash": self.request_hash,
+        }
+
+    def record_values(self, now: datetime) -> dict:
+        return dict(
+            id=self.payment_id, payer_user_id=self.payer_user_id,
+            payee_user_id=self.payee_user_id, currency=self.currency,
+            amount_minor=self.amount_minor, note=self.note, request_id=self.request_id,
+            idempotency_key=self.idempotency_key, request_hash=self.request_hash,
+            created_at=now,
+        )
+
+
+def _order(payer_user_id, payee_user_id, currency, amount_minor, note, idempotency_key,
+           request_id) -> _Order:
+    """Raises: PaymentToSelf, InvalidPayment."""
+    _check_parties(payer_user_id, payee_user_id)
+    _check_amount_and_note(amount_minor, note)
+    return _Order(
+        payment_id_for(payer_user_id, idempotency_key), payer_user_id, payee_user_id,
+        currency, amount_minor, note, idempotency_key,
+        records.request_hash(payee_user_id, currency, amount_minor, note, request_id),
+        request_id,
+    )
+
+
+def _succeeded_values(transfer: Transfer) -> dict:
+    """The succeeded record of a plain payment, from its transfer alone."""
+    m = transfer.metadata
+    return dict(
+        id=UUID(m["payment_id"]), payer_user_id=UUID(m["payer_user_id"]),
+        payee_user_id=UUID(m["payee_user_id"]), currency=m["currency"],
+        amount_minor=int(m["amount_minor"]), note=m["note"], status="succeeded",
+        failure_code=None, transfer_id=transfer.id, request_id=None,
+        idempotency_key=m["idempotency_key"], request_hash=m["request_hash"],
+        created_at=transfer.created_at, completed_at=transfer.created_at,
+    )
+
+
+def _succeeded_or_raise(payment: P2PPayment) -> P2PPayment:
+    """Raises: the recorded rejection of a failed payment."""
+    if payment.status == "failed":
+        raise pe.rejection_with_code(
+            payment.failure_code, f"payment {payment.id} failed: {payment.failure_code}"
+        )
+    return payment
+
+
+@functools.cache
+def _db_threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(DB_THREADS_MAX, thread_name_prefix="p2p-db")
+
+
+async def _in_thread(function, /, *args, **kwargs):
+    return await asyncio.get_running_loop().run_in_executor(
+        _db_threads(), functools.partial(function, *args, **kwargs)
+    )
 
 
 def _payment_by_key(connection, payer_user_id: UUID, idempotency_key: str):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
+from sqlalchemy import func, select
 
 from pacioli.ledger import Ledger, credit, debit
 from pacioli.ledger.domain import errors as e
+from pacioli.ledger.storage.tables import outbox
 from pacioli.payments import errors as pe
 from pacioli.payments.chart import Chart, Purpose
-from pacioli.payments.p2p import P2P
+from pacioli.payments.p2p import P2P, payment_id_for
 
 
 @pytest.fixture
@@ -171,25 +175,173 @@ def test_concurrent_requests_with_one_key_pay_once(ledger, chart, p2p):
     assert available(ledger, chart, bob) == 700
 
 
-def test_an_unfinished_payment_is_finished_by_its_retry(engine, ledger, chart, p2p, monkeypatch):
-    """A crash between recording the payment and moving the money loses nothing."""
+def payment_events(engine, payment_id) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(func.count()).select_from(outbox).where(
+                outbox.c.aggregate_type == "p2p_payment",
+                outbox.c.aggregate_id == str(payment_id),
+            )
+        ).scalar_one()
+
+
+def crash_after_the_transfer(p2p, monkeypatch):
+    """Make the process 'die' once between the ledger's commit and the record's write."""
+    def crash(transfer):
+        raise RuntimeError("process died")
+
+    monkeypatch.setattr(p2p, "_write_succeeded", crash)
+
+
+def test_a_payment_is_written_once_after_its_transfer(engine, ledger, chart, p2p):
+    """One commit besides the ledger's: the record is written succeeded, with its event."""
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(ledger, chart, alice, 1_000)
+
+    payment = p2p.send(payer_user_id=alice, payee_user_id=bob, currency="USD",
+                       amount_minor=300, note="hi", idempotency_key="once").value
+
+    assert payment.id == payment_id_for(alice, "once")
+    assert payment.status == "succeeded" and payment.completed_at == payment.created_at
+    transfer = ledger.get_transfer(payment.transfer_id)
+    assert transfer.metadata["idempotency_key"] == "once"
+    assert transfer.created_at == payment.created_at
+    assert payment_events(engine, payment.id) == 1
+
+
+def test_a_crash_after_the_transfer_is_recorded_by_the_retry_and_moves_money_once(
+    engine, ledger, chart, p2p, monkeypatch
+):
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(ledger, chart, alice, 10_000)
     request = dict(payer_user_id=alice, payee_user_id=bob, currency="USD", amount_minor=300,
                    idempotency_key="crash")
+    crash_after_the_transfer(p2p, monkeypatch)
+    with pytest.raises(RuntimeError):
+        p2p.send(**request)
+    monkeypatch.undo()
+    assert available(ledger, chart, bob) == 300  # posted, not acknowledged, not recorded
+    assert p2p.list_payments(alice) == []
+
+    answer = p2p.send(**request)
+
+    assert answer.value.status == "succeeded" and answer.replayed
+    assert available(ledger, chart, bob) == 300
+    assert payment_events(engine, answer.value.id) == 1
+    assert p2p.send(**request).value == answer.value
+
+
+def test_a_crash_after_the_transfer_without_a_retry_is_recorded_by_the_recovery(
+    engine, ledger, chart, p2p, monkeypatch
+):
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(ledger, chart, alice, 10_000)
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    request = dict(payer_user_id=alice, payee_user_id=bob, currency="USD", amount_minor=250,
+                   note="lunch", idempotency_key="never-retried")
+    crash_after_the_transfer(p2p, monkeypatch)
+    with pytest.raises(RuntimeError):
+        p2p.send(**request)
+    monkeypatch.undo()
+
+    assert p2p.record_unrecorded_payments(since=since) >= 1
+    assert p2p.record_unrecorded_payments(since=since) == 0
+
+    (payment,) = p2p.list_payments(alice)
+    assert (payment.status, payment.amount_minor, payment.note) == ("succeeded", 250, "lunch")
+    assert payment.id == payment_id_for(alice, "never-retried")
+    assert payment_events(engine, payment.id) == 1
+    retried = p2p.send(**request)
+    assert retried.replayed and retried.value == payment
+    assert available(ledger, chart, bob) == 250
+
+
+def test_a_posted_transfer_overrides_a_failure_recorded_under_the_same_key(
+    engine, ledger, chart, p2p, monkeypatch
+):
+    """Two requests with one key: the first is refused (no funds) and records a failure;
+    the second, which read no record before that, posts once funds arrived. The record
+    must say what the ledger did."""
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(ledger, chart, alice, 500)
+    request = dict(payer_user_id=alice, payee_user_id=bob, currency="USD", amount_minor=501,
+                   idempotency_key="raced")
+    with pytest.raises(e.InsufficientFunds):
+        p2p.send(**request)
+    fund(ledger, chart, alice, 1_000)
+    monkeypatch.setattr(p2p, "_payment_row", lambda order: None)  # read before the failure
+
+    answer = p2p.send(**request)
+    monkeypatch.undo()
+
+    assert answer.value.status == "succeeded" and answer.value.failure_code is None
+    assert available(ledger, chart, bob) == 501
+    assert payment_events(engine, answer.value.id) == 1
+    assert p2p.send(**request).value == answer.value
+
+
+def test_a_refusal_that_loses_the_race_answers_with_the_posted_payment(
+    engine, ledger, chart, p2p, monkeypatch
+):
+    """The reverse order: the payment posted and was recorded first; a request with the
+    same key that the ledger refuses (another body) does not record a failure over it."""
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(ledger, chart, alice, 1_000)
+    first = p2p.send(payer_user_id=alice, payee_user_id=bob, currency="USD", amount_minor=100,
+                     idempotency_key="k")
+    monkeypatch.setattr(p2p, "_payment_row", lambda order: None)
+
+    with pytest.raises(pe.IdempotencyKeyReusedForPayment):
+        p2p.send(payer_user_id=alice, payee_user_id=bob, currency="USD", amount_minor=200,
+                 idempotency_key="k")
+    monkeypatch.undo()
+
+    (payment,) = p2p.list_payments(alice)
+    assert payment == first.value and available(ledger, chart, bob) == 100
+
+
+def test_an_unfinished_request_payment_is_finished_by_its_retry(
+    engine, ledger, chart, p2p, monkeypatch
+):
+    """Paying a request records it first: a crash before the ledger loses nothing."""
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(ledger, chart, bob, 10_000)
+    asked = p2p.request(requester_user_id=alice, payer_user_id=bob, currency="USD",
+                        amount_minor=300, idempotency_key="ask").value
 
     def crash(payment):
         raise RuntimeError("process died")
 
     monkeypatch.setattr(p2p, "_move", crash)
     with pytest.raises(RuntimeError):
-        p2p.send(**request)
+        p2p.pay_request(payer_user_id=bob, request_id=asked.id, idempotency_key="pay")
     monkeypatch.undo()
-    assert available(ledger, chart, bob) == 0
+    assert available(ledger, chart, alice) == 0
 
-    answer = p2p.send(**request)
+    answer = p2p.pay_request(payer_user_id=bob, request_id=asked.id, idempotency_key="pay")
     assert answer.value.status == "succeeded"
-    assert available(ledger, chart, bob) == 300
+    assert available(ledger, chart, alice) == 300
+
+
+def test_send_async_pays_once_for_concurrent_requests_with_one_key(
+    engine, ledger, chart, p2p
+):
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(ledger, chart, alice, 10_000)
+
+    async def eight_at_once():
+        return await asyncio.gather(*(
+            p2p.send_async(payer_user_id=alice, payee_user_id=bob, currency="USD",
+                           amount_minor=700, idempotency_key="async-key")
+            for _ in range(8)
+        ))
+
+    answers = asyncio.run(eight_at_once())
+
+    assert len({a.value.id for a in answers}) == 1
+    assert sum(not a.replayed for a in answers) == 1
+    assert available(ledger, chart, bob) == 700
+    assert payment_events(engine, answers[0].value.id) == 1
 
 
 def test_a_money_request_paid_by_its_payer_moves_money_and_closes(ledger, chart, p2p):
