@@ -38,11 +38,11 @@ ADMIN_KEY_CACHE_TTL_S = 5.0
 ADMIN_KEY_CACHE_SIZE_MAX = 10_000
 
 
-def get_ledger(request: Request) -> Ledger:
+async def get_ledger(request: Request) -> Ledger:
     return request.app.state.ledger
 
 
-def get_asset_scales(request: Request) -> AssetScales:
+async def get_asset_scales(request: Request) -> AssetScales:
     return request.app.state.asset_scales
 
 

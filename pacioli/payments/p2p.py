@@ -28,13 +28,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid5
 
-from sqlalchemy import Engine, and_, exists, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Text,
+    Uuid,
+    and_,
+    cast,
+    exists,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy import insert as sa_insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from pacioli.ledger import DomainError, Ledger, Transfer, credit, debit
 from pacioli.ledger.domain.errors import IdempotencyKeyReused
 from pacioli.ledger.domain.ids import uuid7
 from pacioli.ledger.outbox import append_event
+from pacioli.ledger.storage.tables import outbox
 from pacioli.payments import errors as pe
 from pacioli.payments import records
 from pacioli.payments.chart import PAYMENTS_CLIENT_ID, Chart
@@ -45,8 +60,9 @@ NOTE_LENGTH_MAX = 280
 PAYMENT_ID_NAMESPACE = UUID("5d1f6a52-8f0e-4c43-9a49-2b1c0f7e6a11")
 RECOVERY_PAGE_SIZE = 500
 # Threads for the database reads and writes of `send_async` (a payment holds one for a
-# round trip or a commit, so a few keep many payments in flight).
-DB_THREADS_MAX = 16
+# round trip or a commit, so a few keep many payments in flight). Kept below the engine's
+# pool size: a connection beyond it is opened and closed for each use.
+DB_THREADS_MAX = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +109,10 @@ class P2P:
         self._engine = engine
         self._ledger = ledger
         self._chart = chart
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
 
     # Payments.
 
@@ -307,13 +327,15 @@ class P2P:
         """
         values = _succeeded_values(transfer)
         t = p2p_payments
-        with self._engine.begin() as connection:
-            row = connection.execute(
-                insert(t).values(**values).on_conflict_do_nothing().returning(t)
+        with self._engine.connect() as connection:
+            # The usual case in one statement (so one round trip, committed on its own):
+            # the record, and its event only if the record was inserted.
+            row = connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                _insert_announced(values)
             ).first()
-            if row is not None:
-                _announce_payment(connection, row)
-                return row, True
+        if row is not None:
+            return row, True
+        with self._engine.begin() as connection:
             row = connection.execute(select(t).where(t.c.id == values["id"])).one()
             if row.status == "succeeded":
                 return row, False
@@ -594,6 +616,36 @@ def _succeeded_values(transfer: Transfer) -> dict:
         idempotency_key=m["idempotency_key"], request_hash=m["request_hash"],
         created_at=transfer.created_at, completed_at=transfer.created_at,
     )
+
+
+def _insert_announced(values: dict):
+    """INSERT the succeeded record unless one exists, and append its
+    `p2p_payment.succeeded` event (as `_announce_payment` does) in the same statement,
+    only for a record it inserted; returns the inserted row, if any."""
+    t = p2p_payments
+    inserted = (
+        insert(t).values(**values).on_conflict_do_nothing().returning(*t.c).cte("inserted")
+    )
+    payload = {
+        "payment_id": str(values["id"]), "payer_user_id": str(values["payer_user_id"]),
+        "payee_user_id": str(values["payee_user_id"]),
+        "amount_minor": str(values["amount_minor"]), "currency": values["currency"],
+        "note": values["note"],
+    }
+    announced = (
+        sa_insert(outbox)
+        .from_select(
+            ["event_id", "event_type", "aggregate_type", "aggregate_id", "payload",
+             "created_at"],
+            select(
+                literal(uuid7(), Uuid), literal("p2p_payment.succeeded", Text),
+                literal("p2p_payment", Text), cast(inserted.c.id, Text),
+                literal(payload, JSONB), literal(datetime.now(UTC), DateTime(timezone=True)),
+            ),
+        )
+        .cte("announced")
+    )
+    return select(inserted).add_cte(announced)
 
 
 def _succeeded_or_raise(payment: P2PPayment) -> P2PPayment:

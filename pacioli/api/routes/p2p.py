@@ -9,8 +9,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from pacioli.api.auth import CurrentUser, EngineDep, IdempotencyKeyHeader
+from pacioli.api.caches import UserDirectory
 from pacioli.api.deps import PAGE_LIMIT_DEFAULT, REPLAYED_HEADER, LedgerDep, PageLimit, ScalesDep
 from pacioli.api.routes import API_PREFIX
 from pacioli.api.schemas.common import Page
@@ -33,7 +35,7 @@ from pacioli.payments.p2p import P2P, Answer, MoneyRequest, P2PPayment
 router = APIRouter(tags=["wallets and P2P"])
 
 
-def get_chart(request: Request) -> Chart:
+async def get_chart(request: Request) -> Chart:
     """The app's chart (one per app: it remembers the accounts it has found)."""
     chart = getattr(request.app.state, "chart", None)
     if chart is None:
@@ -44,8 +46,13 @@ def get_chart(request: Request) -> Chart:
 ChartDep = Annotated[Chart, Depends(get_chart)]
 
 
-def get_p2p(request: Request, chart: ChartDep) -> P2P:
-    return P2P(request.app.state.engine, request.app.state.ledger, chart)
+async def get_p2p(request: Request, chart: ChartDep) -> P2P:
+    """The app's P2P service (one per app and ledger)."""
+    p2p = getattr(request.app.state, "p2p", None)
+    if p2p is None or p2p.ledger is not request.app.state.ledger:
+        p2p = request.app.state.p2p = P2P(request.app.state.engine, request.app.state.ledger,
+                                          chart)
+    return p2p
 
 
 P2PDep = Annotated[P2P, Depends(get_p2p)]
@@ -96,17 +103,29 @@ def _wallet(currency: str, account_id: UUID | None, ledger, scales: AssetScales)
 
 
 @router.post(f"{API_PREFIX}/p2p/payments", status_code=201, summary="Send money to a user")
-def send_payment(
+async def send_payment(
     body: P2PPaymentCreate, user: CurrentUser, key: IdempotencyKeyHeader, p2p: P2PDep,
-    engine: EngineDep, scales: ScalesDep, response: Response,
+    scales: ScalesDep, request: Request, response: Response,
 ) -> P2PPaymentPublic:
-    payee_id = resolve_user(engine, body.to)
-    answer = p2p.send(
+    """An asyncio route: the ledger transfer is awaited (`P2P.send_async`), and the
+    session, the payee and the display names come from the app's caches when they can,
+    so a payment holds no worker thread while its ledger batch commits."""
+    directory: UserDirectory = request.app.state.directory
+    payee_id = await resolve_user_async(request, body.to)
+    if scales.knows(body.currency):
+        amount_minor = scales.to_minor(body.amount, body.currency)
+    else:
+        amount_minor = await run_in_threadpool(scales.to_minor, body.amount, body.currency)
+    answer = await p2p.send_async(
         payer_user_id=user.id, payee_user_id=payee_id, currency=body.currency,
-        amount_minor=scales.to_minor(body.amount, body.currency), note=body.note,
-        idempotency_key=key,
+        amount_minor=amount_minor, note=body.note, idempotency_key=key,
     )
-    return _payment_public(_answered(answer, response), user.id, engine, scales)
+    payment = _answered(answer, response)
+    parties = _parties_of_payments([payment])
+    names = directory.cached_names(parties)
+    if names is None:
+        names = await run_in_threadpool(directory.names, parties)
+    return P2PPaymentPublic.of(payment, user.id, names, scales)
 
 
 @router.get(f"{API_PREFIX}/p2p/payments", summary="The caller's payments, sent and received")
@@ -213,6 +232,16 @@ def resolve_user(engine: Engine, ref: UserRef) -> UUID:
         return users.find_user(engine, email=ref.email, phone=ref.phone).id
     except UserNotFound:
         raise pe.RecipientNotFound("no user matches the recipient given") from None
+
+
+async def resolve_user_async(request: Request, ref: UserRef) -> UUID:
+    """`resolve_user`, answered from the app's UserDirectory for a known user id."""
+    directory: UserDirectory = request.app.state.directory
+    if ref.user_id is None:
+        return await run_in_threadpool(resolve_user, request.app.state.engine, ref)
+    if directory.known(ref.user_id) or await run_in_threadpool(directory.exists, ref.user_id):
+        return ref.user_id
+    raise pe.RecipientNotFound("no user matches the recipient given")
 
 
 def _answered(answer: Answer, response: Response):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Request, Response
 
 from pacioli.api.auth import (
     CurrentUser,
@@ -83,14 +83,16 @@ def log_in(
 
 
 @router.delete("/sessions/current", status_code=204, summary="Log out: revoke this token")
-def log_out(user: CurrentUser, engine: EngineDep) -> Response:
+def log_out(user: CurrentUser, engine: EngineDep, request: Request) -> Response:
     sessions.revoke_session(engine, user.session_id)
+    request.app.state.sessions.forget_session(user.session_id)
     return Response(status_code=204)
 
 
 @router.delete("/sessions", status_code=204, summary="Log out everywhere: revoke every token")
-def log_out_everywhere(user: CurrentUser, engine: EngineDep) -> Response:
+def log_out_everywhere(user: CurrentUser, engine: EngineDep, request: Request) -> Response:
     sessions.revoke_all_sessions(engine, user.id)
+    request.app.state.sessions.forget_user(user.id)
     return Response(status_code=204)
 
 

@@ -63,6 +63,10 @@ class AssetScales:
         self._scales: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    def knows(self, code: str) -> bool:
+        """Whether `code`'s scale is loaded (then no call below reads the database)."""
+        return code in self._scales
+
     def scale_of(self, code: str) -> int:
         """Raises: UnknownAsset."""
         scale = self._scales.get(code)
