@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
 
-from pacioli.ledger.service.batcher import Answer, Batcher
+from pacioli.ledger.service.batcher import Answer, Batcher, LoopAnswer, answer_all
 
 
 def test_a_waiting_caller_gets_the_value_set_later():
@@ -81,3 +82,28 @@ def test_a_batch_is_answered_while_the_next_one_commits_or_at_once_if_none_follo
     finally:
         batcher.close()
     assert seen == [("second", False, True)]
+
+
+def test_a_batch_wakes_each_event_loop_once_for_all_its_awaiting_callers():
+    loop = asyncio.new_event_loop()
+    wakes = []
+    call_soon_threadsafe = loop.call_soon_threadsafe
+
+    def counting_call_soon_threadsafe(callback, *args):
+        wakes.append(callback)
+        return call_soon_threadsafe(callback, *args)
+
+    loop.call_soon_threadsafe = counting_call_soon_threadsafe
+    try:
+        awaiting = [LoopAnswer(loop) for _ in range(3)]
+        awaiting[1].future.cancel()  # its caller gave up: skipped, the others still answered
+        blocking: Answer[str] = Answer()
+        answer_all([awaiting[0], blocking, awaiting[1], awaiting[2]], ["a", "b", "c", "d"])
+        assert blocking.result() == "b"
+        loop.run_until_complete(asyncio.sleep(0))
+        assert len(wakes) == 1
+        assert awaiting[0].future.result() == "a"
+        assert awaiting[2].future.result() == "d"
+        assert awaiting[1].future.cancelled()
+    finally:
+        loop.close()

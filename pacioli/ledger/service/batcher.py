@@ -115,6 +115,29 @@ def _settle_future(future: asyncio.Future, value, error: BaseException | None) -
         future.set_result(value)
 
 
+def _settle_futures(settled: list[tuple[asyncio.Future, object]]) -> None:
+    for future, value in settled:
+        if not future.cancelled():
+            future.set_result(value)
+
+
+def answer_all(answers: Sequence[Answer[Out] | LoopAnswer[Out]], results: Sequence[Out]) -> None:
+    """Give each answer its result, waking each event loop once for all of its answers.
+
+    `call_soon_threadsafe` writes to the loop's wake-up pipe: one system call per answer
+    was an eighth of the writer's time on the uniform bench.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, object]]] = {}
+    for answer, result in zip(answers, results, strict=True):
+        if type(answer) is LoopAnswer:
+            by_loop.setdefault(answer._loop, []).append((answer.future, result))
+        else:
+            answer.set_result(result)
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle_futures, settled)
+
+
 class Batcher(Generic[In, Out]):
     """Runs `execute(batch, while_committing) -> results` on writer threads for items
     submitted from any thread (`while_committing`: see `_run_batch`).
@@ -191,9 +214,7 @@ class Batcher(Generic[In, Out]):
                         return
                     self._changed.wait()
                     batch = self._take()
-                for _, _, footprint in batch:
-                    for account in footprint:
-                        self._busy[account] = self._busy.get(account, 0) + 1
+                self._mark_busy(batch)
             if not batch:
                 answer_committed()
                 continue
@@ -203,14 +224,24 @@ class Batcher(Generic[In, Out]):
                 if results is not None:
                     committed.append((batch, results))
             finally:
-                with self._changed:
-                    for _, _, footprint in batch:
-                        for account in footprint:
-                            if self._busy[account] == 1:
-                                del self._busy[account]
-                            else:
-                                self._busy[account] -= 1
-                    self._changed.notify_all()
+                self._release(batch)
+
+    def _mark_busy(self, batch: list) -> None:
+        """Mark the batch's accounts as in flight (lock held)."""
+        for _, _, footprint in batch:
+            for account in footprint:
+                self._busy[account] = self._busy.get(account, 0) + 1
+
+    def _release(self, batch: list) -> None:
+        """The batch is done: its accounts are free for the next batches."""
+        with self._changed:
+            for _, _, footprint in batch:
+                for account in footprint:
+                    if self._busy[account] == 1:
+                        del self._busy[account]
+                    else:
+                        self._busy[account] -= 1
+            self._changed.notify_all()
 
     def _take(self) -> list:
         """Remove and return the waiting items this writer may run now (lock held).
@@ -269,5 +300,4 @@ class Batcher(Generic[In, Out]):
 
     @staticmethod
     def _answer(batch: list, results: list[Out]) -> None:
-        for (_, answer, _), result in zip(batch, results, strict=True):
-            answer.set_result(result)
+        answer_all([answer for _, answer, _ in batch], results)
