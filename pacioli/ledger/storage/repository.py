@@ -412,12 +412,16 @@ def _update_accounts(changed: list[AccountState], now: datetime) -> tuple[str, l
         " FROM unnest(%b::uuid[], %b::text[], %b::numeric[], %b::numeric[], %b::numeric[],"
         " %b::numeric[], %b::int8[]) AS v(id, status, debits_posted, credits_posted,"
         " debits_pending, credits_pending, posting_count)"
-        " WHERE a.id = v.id"
+        # The join alone let the planner scan every account and hash-join them with the
+        # batch's few dozen (a millisecond per batch at 10,000 accounts); the ANY on the
+        # same ids makes it fetch just those rows through the primary key.
+        " WHERE a.id = v.id AND a.id = ANY(%b::uuid[])"
     )
     rows = [
         (s.id, s.status.value, *_balance_values(s.balances), s.posting_count) for s in changed
     ]
-    return sql, [now, *_columns(rows, _ACCOUNT_UPDATE_COLUMNS)]
+    columns = _columns(rows, _ACCOUNT_UPDATE_COLUMNS)
+    return sql, [now, *columns, columns[0]]
 
 
 def _balance_values(balances: Balances) -> tuple[int, int, int, int]:
