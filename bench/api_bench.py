@@ -1,11 +1,13 @@
 """P2P payments through the HTTP API, from concurrent clients, with latencies.
 
     python bench/api_bench.py [--clients 64] [--seconds 10] [--users 100]
-                              [--client-processes 2] [--database-url postgresql://...]
-                              [--smoke]
+                              [--client-processes 2] [--server-workers 1]
+                              [--database-url postgresql://...] [--smoke]
 
 Starts `pacioli serve` (one process: uvicorn, the app's Ledger batching concurrent
-requests) on a throwaway database, signs up and logs in `--users` users through the API,
+requests) on a throwaway database, or with `--server-workers N` (N > 1) N server
+processes (`uvicorn --factory --workers N pacioli.api.app:app_from_environment`, each
+with its own Ledger writer), signs up and logs in `--users` users through the API,
 credits each wallet from the platform's bank account (through the ledger's Python API,
 as a bank deposit would), then runs `--clients` concurrent clients, split over
 `--client-processes` processes (asyncio + httpx), each posting P2P payments of 0.01 USD
@@ -60,6 +62,8 @@ def parse_options(argv=None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="server processes; above 1, uvicorn --workers with the app factory")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--smoke", action="store_true",
                         help="a few seconds with few users: does it run, is nothing broken?")
@@ -89,7 +93,7 @@ def run(options: argparse.Namespace, url: str) -> dict:
     upgrade(url)
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    server = _start_server(url, port)
+    server = _start_server(url, port, options.server_workers)
     try:
         _wait_until_up(base_url)
         _progress(f"signing up {options.users} users")
@@ -112,7 +116,7 @@ def run(options: argparse.Namespace, url: str) -> dict:
     p50 = _percentile(latencies, 50)
     p99 = _percentile(latencies, 99)
     print(f"\nP2P payments through HTTP: {options.clients} clients, {options.users} users, "
-          f"{options.seconds} s")
+          f"{options.seconds} s, {options.server_workers} server process(es)")
     print(f"  requests/s     {rps:10.1f}   (target {TARGET_RPS})")
     print(f"  p50 / p99 ms   {p50:10.2f} / {p99:.2f}   (target p99 < {TARGET_P99_MS})")
     print(f"  errors         {errors:10d}   {_error_kinds(results)}")
@@ -124,6 +128,7 @@ def run(options: argparse.Namespace, url: str) -> dict:
         "bench": "api_p2p", "rps": round(rps, 1), "p50_ms": round(p50, 2),
         "p99_ms": round(p99, 2), "errors": errors, "clients": options.clients,
         "users": options.users, "seconds": options.seconds,
+        "server_workers": options.server_workers,
         "server_cpu_cores": round(server_cpu / options.seconds, 2),
         "client_cpu_cores": round(client_cpu / options.seconds, 2),
         "invariant_breaks": sum(breaks.values()), "unacknowledged": unacknowledged,
@@ -133,10 +138,15 @@ def run(options: argparse.Namespace, url: str) -> dict:
 # The server.
 
 
-def _start_server(url: str, port: int) -> subprocess.Popen:
+def _start_server(url: str, port: int, workers: int = 1) -> subprocess.Popen:
     env = {**os.environ, "PACIOLI_DATABASE_URL": url, "PACIOLI_PORT": str(port),
            "PACIOLI_LOG_LEVEL": "WARNING"}
     command = [sys.executable, "-c", "from pacioli.cli.main import app; app()", "serve"]
+    if workers > 1:
+        command = [sys.executable, "-m", "uvicorn", "--factory",
+                   "pacioli.api.app:app_from_environment", "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", str(workers), "--no-access-log",
+                   "--log-level", "warning"]
     return subprocess.Popen(command, env=env,
                             stdout=subprocess.DEVNULL)
 
@@ -281,8 +291,14 @@ def _percentile(values: list[float], percent: int) -> float:
 
 
 def _cpu_seconds(pid: int) -> float:
+    """CPU time of the process and its live children (the server's worker processes)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return own + sum(_cpu_seconds(int(child)) for child in children)
 
 
 def _error_kinds(results: list[dict]) -> str:

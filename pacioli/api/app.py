@@ -51,6 +51,7 @@ from pacioli.api.schemas.money import AssetScales
 from pacioli.api.schemas.problems import ProblemPublic
 from pacioli.config import get_settings
 from pacioli.ledger import Ledger
+from pacioli.ledger.storage.database import make_engine
 from pacioli.payments import users as users_service
 from pacioli.payments.chart import Chart
 from pacioli.payments.p2p import P2P
@@ -61,6 +62,8 @@ API_VERSION = "0.1.0"
 # At start-up, P2P transfers posted this recently without a record get one (a crash
 # between the ledger's commit and the record's); older ones are left to the flow check.
 P2P_RECOVERY_WINDOW = timedelta(days=1)
+# Connections per server process, as `pacioli serve` opens them.
+SERVER_POOL_SIZE = 4
 
 # `model` registers the schema; the problem+json entry names the media type actually sent.
 _PROBLEM = {
@@ -141,6 +144,20 @@ def create_app(
         app.include_router(exchange_resource.router, responses=PROBLEM_RESPONSES)
     app.include_router(orders.router, responses=IDENTITY_RESPONSES)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """`create_app` on PACIOLI_DATABASE_URL, already migrated, for several server processes:
+    `uvicorn --factory --workers N pacioli.api.app:app_from_environment`. Each process has
+    its own engine and Ledger (its own writer); the ledger's advisory locks and
+    SERIALIZABLE transactions keep writers in different processes correct. The exchange
+    runs in the first process that starts it; the others answer its routes with
+    `exchange_not_running`, so serve the exchange from one process of its own.
+    """
+    url = get_settings().database_url
+    if not url:
+        raise RuntimeError("set PACIOLI_DATABASE_URL (several processes need one server)")
+    return create_app(make_engine(url, pool_size=SERVER_POOL_SIZE))
 
 
 def _lifespan(engine: Engine, *, owned: bool):

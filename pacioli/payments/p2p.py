@@ -23,33 +23,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from uuid import UUID, uuid5
 
-from sqlalchemy import (
-    DateTime,
-    Engine,
-    Text,
-    Uuid,
-    and_,
-    cast,
-    exists,
-    literal,
-    or_,
-    select,
-    tuple_,
-    update,
-)
-from sqlalchemy import insert as sa_insert
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import Engine, and_, exists, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 
 from pacioli.ledger import DomainError, Ledger, Transfer, credit, debit
 from pacioli.ledger.domain.errors import IdempotencyKeyReused
 from pacioli.ledger.domain.ids import uuid7
 from pacioli.ledger.outbox import append_event
-from pacioli.ledger.storage.tables import outbox
 from pacioli.payments import errors as pe
 from pacioli.payments import records
 from pacioli.payments.chart import PAYMENTS_CLIENT_ID, Chart
@@ -109,6 +96,14 @@ class P2P:
         self._engine = engine
         self._ledger = ledger
         self._chart = chart
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def _in_thread(self, function, /, *args, **kwargs):
+        if self._executor is None:
+            self._executor = _executor_for(self._engine)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(function, *args, **kwargs)
+        )
 
     @property
     def ledger(self) -> Ledger:
@@ -166,18 +161,20 @@ class P2P:
         """
         order = _order(payer_user_id, payee_user_id, currency, amount_minor, note,
                        idempotency_key, None)
-        row = await _in_thread(self._payment_row, order)
+        row = await self._in_thread(self._payment_row, order)
         if row is not None:
-            return await _in_thread(self._replay, row, order)
-        legs = self._known_legs(order) or await _in_thread(self._legs, order)
+            return await self._in_thread(self._replay, row, order)
+        legs = self._known_legs(order) or await self._in_thread(self._legs, order)
         try:
             written = await self._ledger.transfer_async(
                 legs, metadata=order.metadata, idempotency_key=order.ledger_key,
                 client_id=PAYMENTS_CLIENT_ID,
             )
         except DomainError as rejection:
-            return await _in_thread(self._refused, order, rejection)
-        return await _in_thread(self._recorded, order, written.value, replayed=written.replayed)
+            return await self._in_thread(self._refused, order, rejection)
+        return await self._in_thread(
+            self._recorded, order, written.value, replayed=written.replayed
+        )
 
     def record_unrecorded_payments(self, *, since: datetime) -> int:
         """Write the record of every payment whose transfer the ledger posted since `since`
@@ -330,11 +327,11 @@ class P2P:
         with self._engine.connect() as connection:
             # The usual case in one statement (so one round trip, committed on its own):
             # the record, and its event only if the record was inserted.
-            row = connection.execution_options(isolation_level="AUTOCOMMIT").execute(
-                _insert_announced(values)
-            ).first()
-        if row is not None:
-            return row, True
+            inserted = connection.execution_options(
+                isolation_level="AUTOCOMMIT"
+            ).exec_driver_sql(_INSERT_ANNOUNCED_SQL, _insert_announced_params(values)).first()
+        if inserted is not None:
+            return SimpleNamespace(**values), True
         with self._engine.begin() as connection:
             row = connection.execute(select(t).where(t.c.id == values["id"])).one()
             if row.status == "succeeded":
@@ -618,34 +615,40 @@ def _succeeded_values(transfer: Transfer) -> dict:
     )
 
 
-def _insert_announced(values: dict):
-    """INSERT the succeeded record unless one exists, and append its
-    `p2p_payment.succeeded` event (as `_announce_payment` does) in the same statement,
-    only for a record it inserted; returns the inserted row, if any."""
-    t = p2p_payments
-    inserted = (
-        insert(t).values(**values).on_conflict_do_nothing().returning(*t.c).cte("inserted")
-    )
+# The succeeded record unless one exists, and its `p2p_payment.succeeded` event (the
+# columns `append_event` writes, the payload `_announce_payment` makes) only for a record
+# it inserted: one statement, so one round trip, committed on its own. Plain SQL, since
+# building the equivalent SQLAlchemy construct cost more CPU than the round trip.
+_INSERT_ANNOUNCED_SQL = """
+WITH inserted AS (
+    INSERT INTO p2p_payments (id, payer_user_id, payee_user_id, currency, amount_minor, note,
+                              status, transfer_id, idempotency_key, request_hash, created_at,
+                              completed_at)
+    VALUES (%(id)s, %(payer_user_id)s, %(payee_user_id)s, %(currency)s, %(amount_minor)s,
+            %(note)s, 'succeeded', %(transfer_id)s, %(idempotency_key)s, %(request_hash)s,
+            %(created_at)s, %(completed_at)s)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), announced AS (
+    INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, payload,
+                        created_at)
+    SELECT %(event_id)s, 'p2p_payment.succeeded', 'p2p_payment', inserted.id::text,
+           %(payload)s::jsonb, %(announced_at)s
+    FROM inserted
+)
+SELECT id FROM inserted
+"""
+
+
+def _insert_announced_params(values: dict) -> dict:
     payload = {
         "payment_id": str(values["id"]), "payer_user_id": str(values["payer_user_id"]),
         "payee_user_id": str(values["payee_user_id"]),
         "amount_minor": str(values["amount_minor"]), "currency": values["currency"],
         "note": values["note"],
     }
-    announced = (
-        sa_insert(outbox)
-        .from_select(
-            ["event_id", "event_type", "aggregate_type", "aggregate_id", "payload",
-             "created_at"],
-            select(
-                literal(uuid7(), Uuid), literal("p2p_payment.succeeded", Text),
-                literal("p2p_payment", Text), cast(inserted.c.id, Text),
-                literal(payload, JSONB), literal(datetime.now(UTC), DateTime(timezone=True)),
-            ),
-        )
-        .cte("announced")
-    )
-    return select(inserted).add_cte(announced)
+    return {**values, "event_id": uuid7(), "payload": json.dumps(payload),
+            "announced_at": datetime.now(UTC)}
 
 
 def _succeeded_or_raise(payment: P2PPayment) -> P2PPayment:
@@ -657,15 +660,13 @@ def _succeeded_or_raise(payment: P2PPayment) -> P2PPayment:
     return payment
 
 
-@functools.cache
-def _db_threads() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(DB_THREADS_MAX, thread_name_prefix="p2p-db")
-
-
-async def _in_thread(function, /, *args, **kwargs):
-    return await asyncio.get_running_loop().run_in_executor(
-        _db_threads(), functools.partial(function, *args, **kwargs)
-    )
+def _executor_for(engine: Engine) -> ThreadPoolExecutor:
+    """Threads for `send_async`'s database calls: at most DB_THREADS_MAX, and no more than
+    the engine's pool holds besides the ledger writer's connection (a connection beyond
+    the pool is opened and closed for each use, which costs more than waiting for one)."""
+    pool_size = getattr(engine.pool, "size", lambda: DB_THREADS_MAX + 1)()
+    return ThreadPoolExecutor(max(1, min(DB_THREADS_MAX, pool_size - 1)),
+                              thread_name_prefix="p2p-db")
 
 
 def _payment_by_key(connection, payer_user_id: UUID, idempotency_key: str):
