@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from pacioli.ledger import Asset, Ledger, TransferSpec, Written, credit, debit
 from pacioli.ledger.domain import errors as e
+from pacioli.ledger.service import metrics
 
 
 @pytest.fixture
@@ -299,3 +300,67 @@ def test_concurrent_requests_with_one_key_post_once(engine, new_key):
         assert len({w.value.id for w in results}) == 1
         assert racing.get_account(wallet).balance_minor == 993
         assert written_rows(racing, [wallet])["keys"] == 1
+
+
+def _unique_violation_retries() -> float:
+    return metrics.retries_total.labels("unique_violation")._value.get()
+
+
+def test_a_replay_found_by_the_key_index_alone_still_replays_and_turns_the_lookup_on(
+    engine, new_key
+):
+    # A new ledger has met no stored key, so its batches skip the key lookup: a replay
+    # is caught by the primary key of idempotency_keys, and the batch's retry finds it.
+    with Ledger(engine, client_id=f"test-{uuid4().hex}") as ledger:
+        bank, wallet = funded(ledger, new_key)
+        key = new_key()
+        legs = [debit(wallet, 10), credit(bank, 10)]
+        first = ledger.transfer(legs, idempotency_key=key)
+        before = written_rows(ledger, [bank, wallet])
+        retries = _unique_violation_retries()
+
+        replay = ledger.transfer(legs, idempotency_key=key)
+
+        assert replay.replayed and replay.value == first.value
+        assert _unique_violation_retries() == retries + 1
+        # Having met a stored key, the next batches look theirs up before writing.
+        with pytest.raises(e.IdempotencyKeyReused):
+            ledger.transfer([debit(wallet, 11), credit(bank, 11)], idempotency_key=key)
+        again = ledger.transfer(legs, idempotency_key=key)
+        assert again.replayed and again.value == first.value
+        assert _unique_violation_retries() == retries + 1
+        assert written_rows(ledger, [bank, wallet]) == before
+        wallet_balances = ledger.get_account(wallet).balances
+        assert wallet_balances.credits_posted - wallet_balances.debits_posted == 990
+
+
+def test_a_reused_key_is_refused_when_the_key_index_finds_it(engine, new_key):
+    with Ledger(engine, client_id=f"test-{uuid4().hex}") as ledger:
+        bank, wallet = funded(ledger, new_key)
+        key = new_key()
+        ledger.transfer([debit(wallet, 10), credit(bank, 10)], idempotency_key=key)
+        before = written_rows(ledger, [bank, wallet])
+
+        with pytest.raises(e.IdempotencyKeyReused):
+            ledger.transfer([debit(wallet, 20), credit(bank, 20)], idempotency_key=key)
+
+        assert written_rows(ledger, [bank, wallet]) == before
+
+
+def test_a_replay_that_would_now_be_refused_replays_when_the_key_index_is_not_reached(
+    engine, new_key
+):
+    # Freezing twice: applied again, the replay is refused (already frozen) and writes
+    # nothing, so no key violation reveals it; its stored key, read after the commit,
+    # must still answer it as the first request's result.
+    with Ledger(engine, client_id=f"test-{uuid4().hex}") as ledger:
+        _, wallet = funded(ledger, new_key)
+        key = new_key()
+        first = ledger.freeze_account(wallet, idempotency_key=key)
+        assert not first.replayed
+
+        replay = ledger.freeze_account(wallet, idempotency_key=key)
+
+        assert replay.replayed and replay.value.id == wallet
+        with pytest.raises(e.InvalidAccountState):  # a fresh key: a true refusal
+            ledger.freeze_account(wallet, idempotency_key=new_key())

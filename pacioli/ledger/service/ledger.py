@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -60,6 +61,10 @@ BATCH_SIZE_MAX = 256
 # more pay off where the database has cores of its own.
 WRITERS = 1
 PAGE_LIMIT_MAX = 500
+# How long after a batch met a stored idempotency key the next batches look theirs up
+# before writing (see _apply). Outside it they skip the lookup: a replay then shows up as
+# the key's primary-key violation, and the batch's retry looks the keys up.
+REPLAY_WINDOW_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,7 @@ class Ledger:
         # Whether the last batch was all replays: then the next looks its keys up first
         # (see _apply). Only a guess about the next batch, so races on it are harmless.
         self._replays_likely = False
+        self._replays_seen_until = 0.0  # monotonic time; see REPLAY_WINDOW_S
         self._clock = clock or (lambda: datetime.now(UTC))
         self._batcher: Batcher[c.Submission, Outcome | e.DomainError] | None = (
             Batcher(
@@ -385,9 +391,14 @@ class Ledger:
             account_ids=sorted(set(_referenced_account_ids(commands)), key=_id_order),
             transfer_ids=sorted(_referenced_transfer_ids(commands), key=_id_order),
         )
+        attempts = 0
+
         def work(uow: UnitOfWork):
+            nonlocal attempts
+            attempts += 1
             uow.while_committing = while_committing
-            return self._apply(uow, submissions, touches)
+            look_up_keys = attempts > 1 or time.monotonic() < self._replays_seen_until
+            return self._apply(uow, submissions, touches, look_up_keys=look_up_keys)
 
         results = run_serializable(
             self.engine, work,
@@ -404,8 +415,22 @@ class Ledger:
         return results
 
     def _apply(
-        self, uow: UnitOfWork, submissions: Sequence[c.Submission], touches: Touches
+        self,
+        uow: UnitOfWork,
+        submissions: Sequence[c.Submission],
+        touches: Touches,
+        *,
+        look_up_keys: bool = True,
     ) -> tuple[list[Outcome | e.DomainError], list[repository.Statement]]:
+        """Read what the batch needs, apply its commands, and return the results and the
+        statements that write their effects.
+
+        Without `look_up_keys` the batch assumes none of its keys is stored yet (no batch
+        met one lately, and this is its first attempt): the key lookup is skipped, and
+        should a key be stored after all, inserting it again breaks its primary key and
+        the retry looks the keys up. The primary key is what guarantees at-most-once
+        either way; the lookup only finds replays before any work is wasted on them.
+        """
         commands = [s.command for s in submissions]
         needs_assets = any(isinstance(cmd, c.CreateAsset | c.OpenAccount) for cmd in commands)
         key_pairs = [(s.client_id, s.idempotency_key) for s in submissions]
@@ -419,6 +444,9 @@ class Ledger:
             keys = collect_keys()
             if all(pair in keys for pair in key_pairs):
                 return _replays(submissions, keys, driver), []
+        elif not look_up_keys:
+            keys = {}
+        looked_up = look_up_keys or self._replays_likely
         # One round trip: the keys (outside the transaction, before BEGIN), then BEGIN, the
         # referenced transfers and the locked accounts.
         with pipeline(driver) as psycopg_pipeline:
@@ -432,6 +460,8 @@ class Ledger:
             )
             collect_assets = repository.queue_assets(driver) if needs_assets else dict
         keys = collect_keys() if keys is None else keys
+        if keys:
+            self._replays_seen_until = time.monotonic() + REPLAY_WINDOW_S
         self._replays_likely = all(pair in keys for pair in key_pairs)
         replay_refs = _replay_refs(submissions, keys)  # before the machine adds new keys
         state = collect_state()
@@ -447,7 +477,43 @@ class Ledger:
         results = [machine.apply(s) for s in submissions]
         if replay_refs:
             uow.after_commit = _attach_replayed_transfers(replay_refs, results)
+        elif not looked_up and any(isinstance(result, e.DomainError) for result in results):
+            uow.after_commit = self._replay_refused_if_stored(submissions, results)
         return results, repository.effect_statements(machine.effects, machine.accounts, now)
+
+    def _replay_refused_if_stored(
+        self, submissions: Sequence[c.Submission], results: list
+    ) -> Callable:
+        """An `after_commit` for a batch that skipped the key lookup: look up the keys of
+        the commands it refused, and answer those that are stored as replays.
+
+        Applied again, a replay may be refused where the first request was not (the hold
+        it posted is resolved now, say): a refusal writes nothing, so no key violation
+        reveals it, and it must be told from a true refusal by its stored key. Read after
+        COMMIT, outside the snapshot, like the lookup it stands in for.
+        """
+        refused = [i for i, result in enumerate(results) if isinstance(result, e.DomainError)]
+        pairs = [(submissions[i].client_id, submissions[i].idempotency_key) for i in refused]
+
+        def read(driver) -> Callable[[], None]:
+            collect = repository.queue_key_lookup(driver, pairs)
+
+            def answer_replays() -> None:
+                keys = collect()
+                if not keys:
+                    return
+                self._replays_seen_until = time.monotonic() + REPLAY_WINDOW_S
+                machine = StateMachine(
+                    assets={}, accounts={}, transfers={}, keys=keys, now=self._clock(),
+                    new_id=uuid7,
+                )
+                for i in refused:
+                    if (submissions[i].client_id, submissions[i].idempotency_key) in keys:
+                        results[i] = machine.apply(submissions[i])
+
+            return answer_replays
+
+        return read
 
     # Turning outcomes into results (replays are read back from the database).
 
