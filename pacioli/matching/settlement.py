@@ -11,10 +11,16 @@ command by command) from its settled position, in batches:
 3. **Record** it (`posted`): the holds it resolved, the re-holds it made, `order.filled`
    events for orders it finished filling, in one transaction.
 
-A crash between 1 and 3 leaves a `planned` batch; `resume` posts it again — the same
-items under the same key, so the ledger replays it if it had committed — and records it.
-Only one batch per market is in flight, so a batch's re-holds are known (and recorded)
-before the next batch, which may post them, is planned.
+A crash between 1 and 3 leaves `planned` batches; `resume` posts them again in order —
+the same items under the same key, so the ledger replays those that had committed — and
+records them.
+
+A market's batches are planned ahead of the ledger (up to PLANNED_AHEAD_MAX, each stored
+before it is queued) and posted one at a time, in order, by the poster thread, which
+learns a batch's re-hold ids from its result before it builds the next batch's items
+(which may post them). The ledger ids of pending transfers are only known once posted,
+so two batches of a market are never in the ledger at once. Batches are recorded in
+order, on the planning thread, while the poster goes on.
 
 `settle_pending()` settles everything matched so far on the calling thread;
 `settled_fills_per_second` times it, for the bench.
@@ -25,8 +31,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -45,6 +52,7 @@ from pacioli.matching.settlement_state import (
     Planned,
     Position,
     advance,
+    apply_plan,
     rehold_ids,
     rehold_transfer_ids,
     remember_reholds,
@@ -57,6 +65,10 @@ SETTLEMENT_FLOW = "exchange_settlement"  # the metadata `flow` of the trade tran
 WINDOW_COMMANDS_MAX = 2000  # commands read from the log per window
 WINDOW_FILLS_MAX = 10000  # fills read per window
 CUT_BOUND_MAX = 1024  # the largest item bound a cut is tried with (see _fitting_cut)
+# Batches of a market planned (and stored) ahead of the one the ledger is posting: the
+# poster takes the next at once when a post comes back, and the planner has that long
+# to plan another (and to record the last).
+PLANNED_AHEAD_MAX = 3
 
 
 def settle_key(batch_id: UUID) -> str:
@@ -66,9 +78,11 @@ def settle_key(batch_id: UUID) -> str:
 class Settler:
     """Plans, posts and records settlement batches for every market of an exchange.
 
-    A market drains as a pipeline: while the ledger posts batch k, batch k+1 is planned
-    (and stored), and once k is posted, k+1 goes to the ledger at once while k is
-    recorded. The ledger, the slowest step, is never left waiting for our own writes.
+    A market drains as a pipeline: while the ledger posts batch k, batches k+1 … are
+    planned (and stored) and queued for the poster, which sends k+1 to the ledger as
+    soon as k comes back; k is recorded meanwhile. A window of the log is read while
+    batches are still in flight (`_read_window`). The ledger, the slowest step, is never
+    left waiting for our own reads and writes.
     """
 
     def __init__(self, engine: Engine, ledger: Ledger, markets: dict[str, MarketSettlement],
@@ -140,39 +154,38 @@ class Settler:
 
     def _drain(self, state: MarketSettlement) -> int | None:
         """Plan, post and record until the market's log is settled (the pipeline above)."""
-        current = self._plan(state, may_read=True)
-        if current is None:
-            return None
-        settled = 0
-        in_flight = self._poster.submit(self._post, state, current)
+        queued: deque[tuple[Planned, Future]] = deque()  # posted or waiting, in order
+        state.post_failed = False
+        settled = None
         try:
-            while current is not None:
-                following = self._plan(state, may_read=False)
-                transfers = in_flight.result()
-                remember_reholds(state, current.plan, transfers)
-                if following is not None:
-                    in_flight = self._poster.submit(self._post, state, following)
-                self._record(state, current, transfers)
-                settled += current.plan.fill_count
-                current = following
-                if current is None:
-                    current = self._plan(state, may_read=True)
-                    if current is not None:
-                        in_flight = self._poster.submit(self._post, state, current)
+            while True:
+                while len(queued) < PLANNED_AHEAD_MAX:
+                    planned = self._plan(state, [queued_plan.plan for queued_plan, _ in queued])
+                    if planned is None:
+                        break
+                    queued.append(
+                        (planned, self._poster.submit(self._post_in_turn, state, planned))
+                    )
+                if not queued:
+                    return settled
+                planned, posting = queued[0]
+                transfers = posting.result()
+                self._record(state, planned, transfers)
+                queued.popleft()
+                settled = (settled or 0) + planned.plan.fill_count
         except BaseException:
-            wait([in_flight])  # let a post in flight finish before memory is reset
+            state.post_failed = True  # the batches still queued are not posted
+            wait([posting for _, posting in queued])  # before memory is reset
             raise
-        return settled
 
     # Planning.
 
-    def _plan(self, state: MarketSettlement, *, may_read: bool) -> Planned | None:
-        """Plan and store the next batch; None when nothing is left (or, without
-        `may_read`, when the window read ahead is used up: reading it again must wait
-        until every batch planned is recorded, or the holds read would be stale)."""
+    def _plan(self, state: MarketSettlement, unrecorded: Sequence[BatchPlan]) -> Planned | None:
+        """Plan and store the next batch; None when nothing is left. `unrecorded` are the
+        plans of the batches planned and not yet recorded, in order (see _read_window)."""
         while True:
             batch_id = uuid7()
-            plan = self._cut(state, rehold_ids(batch_id), may_read=may_read)
+            plan = self._cut(state, rehold_ids(batch_id), unrecorded)
             if plan is None:
                 return None
             position = state.position
@@ -196,15 +209,13 @@ class Settler:
             state.unrecorded += 1
             return planned
 
-    def _cut(self, state: MarketSettlement, new_id: Callable[[], UUID], *,
-             may_read: bool) -> BatchPlan | None:
+    def _cut(self, state: MarketSettlement, new_id: Callable[[], UUID],
+             unrecorded: Sequence[BatchPlan]) -> BatchPlan | None:
         """The plan of the next cut of the stream (reading the window again if used up)."""
         position = state.position
         for attempt in range(2):
             if not state.spans or attempt:
-                if not may_read:
-                    return None
-                self._read_window(state)
+                self._read_window(state, unrecorded)
             if not state.spans:
                 return None
             plan = self._fitting_plan(state, position, new_id)
@@ -222,7 +233,7 @@ class Settler:
         bound, aimed by how the last one turned out, and kept if its plan fits; a plan
         that does not fit shrinks the bound, down to the safe one, which always fits.
         """
-        counts = {order: len(holds) for order, holds in state.holds.items()}
+        counts = HoldCounts(state.holds)
         bound = min(CUT_BOUND_MAX, max(ITEMS_MAX, int(ITEMS_MAX * state.bound_ratio)))
         while True:
             cut = choose_cut(
@@ -242,7 +253,15 @@ class Settler:
             invariant(bound > ITEMS_MAX, "a cut within the safe bound fits a linked batch")
             bound = max(ITEMS_MAX, bound * ITEMS_MAX // plan.item_count)
 
-    def _read_window(self, state: MarketSettlement) -> None:
+    def _read_window(self, state: MarketSettlement, unrecorded: Sequence[BatchPlan]) -> None:
+        """Read the stream after the planned position, and its orders' holds as they will
+        be once every batch planned so far is posted.
+
+        The database has the holds as the recorded batches left them; the batches planned
+        and not yet recorded (`unrecorded`, in order: they may be in the ledger now) are
+        applied to them as `advance` applied them to memory. So the window is read while
+        batches are in flight, and the ledger is not left idle while it is.
+        """
         position = state.position
         state.spans = store.read_spans(
             self._engine, state.market.symbol, last_fill_no=position.last_fill_no,
@@ -252,8 +271,12 @@ class Settler:
         orders = {f.taker_order for s in state.spans for f in s.fills}
         orders |= {f.maker_order for s in state.spans for f in s.fills}
         orders |= {m.order for s in state.spans for m in s.marks}
-        state.holds, transfers = store.open_holds(self._engine, orders)
-        state.hold_transfers = transfers
+        holds, transfers = store.open_holds(self._engine, orders)
+        for plan in unrecorded:
+            apply_plan(holds, transfers, plan, orders)
+        state.holds = holds
+        # Merged, not replaced: the poster adds the ledger ids of the re-holds it posts.
+        state.hold_transfers.update(transfers)
 
     # Posting and recording.
 
@@ -265,6 +288,21 @@ class Settler:
             items, idempotency_key=settle_key(planned.id), client_id=EXCHANGE_CLIENT_ID,
         ).value
         self.stats.record(len(items), time.perf_counter() - started)
+        return transfers
+
+    def _post_in_turn(self, state: MarketSettlement, planned: Planned) -> list:
+        """Post a batch queued behind others (on the poster thread, which posts a market's
+        batches one after another, in order) and remember the ledger ids of its re-holds,
+        which the next batch may post. Once a post failed, the batches behind it are
+        left planned (a restart, or the next drain after `resume`, posts them)."""
+        if state.post_failed:
+            raise SettlementStopped("an earlier batch of the market failed to post")
+        try:
+            transfers = self._post(state, planned)
+        except BaseException:
+            state.post_failed = True
+            raise
+        remember_reholds(state, planned.plan, transfers)
         return transfers
 
     def _record(self, state: MarketSettlement, planned: Planned, transfers: list) -> None:
@@ -309,6 +347,33 @@ class Settler:
                 meta,
             ))
         return items
+
+
+class SettlementStopped(Exception):
+    """A batch was not posted because one before it failed; it stays planned."""
+
+
+class HoldCounts(Mapping[UUID, int]):
+    """Each order's number of unresolved holds, read from the holds themselves when asked
+    (a cut asks about the orders it meets, a window holds thousands)."""
+
+    __slots__ = ("_holds",)
+
+    def __init__(self, holds: dict[UUID, list]) -> None:
+        self._holds = holds
+
+    def __getitem__(self, order: UUID) -> int:
+        return len(self._holds[order])
+
+    def get(self, order: UUID, default: int | None = None) -> int | None:
+        holds = self._holds.get(order)
+        return default if holds is None else len(holds)
+
+    def __iter__(self) -> Iterator[UUID]:
+        return iter(self._holds)
+
+    def __len__(self) -> int:
+        return len(self._holds)
 
 
 @dataclass(slots=True)

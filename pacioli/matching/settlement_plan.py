@@ -31,7 +31,7 @@ here is fixed by the log, and no two ways of cutting it into batches move differ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -69,7 +69,7 @@ class Cut:
 
 def choose_cut(
     spans: Sequence[CommandSpan], *, last_fill_no: int, marks_through_seq: int,
-    hold_counts: dict[UUID, int], items_max: int = ITEMS_MAX,
+    hold_counts: Mapping[UUID, int], items_max: int = ITEMS_MAX,
 ) -> Cut | None:
     """The longest prefix of the unsettled stream whose ledger items fit in `items_max`.
 
@@ -234,11 +234,19 @@ def trade_transfers(
         net[(account_id, asset)] = net.get((account_id, asset), 0) + amount
 
     base, quote = accounts.base, accounts.quote
+    wallets: dict[tuple[UUID, str], UUID] = {}  # a batch names a few users many times
+
+    def wallet(user: UUID, asset: str) -> UUID:
+        found = wallets.get((user, asset))
+        if found is None:
+            found = wallets[(user, asset)] = accounts.wallet(user, asset)
+        return found
+
     for fill in fills:
         _, buyer_user, buyer_fee = fill.buyer()
         _, seller_user, seller_fee = fill.seller()
-        add(accounts.wallet(buyer_user, base), base, fill.size)
-        add(accounts.wallet(seller_user, quote), quote, fill.quote_amount - seller_fee)
+        add(wallet(buyer_user, base), base, fill.size)
+        add(wallet(seller_user, quote), quote, fill.quote_amount - seller_fee)
         add(accounts.fee, quote, buyer_fee + seller_fee)
     posted = {base: 0, quote: 0}
     shortfall = 0

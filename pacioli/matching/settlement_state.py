@@ -54,6 +54,7 @@ class MarketSettlement:
     unrecorded: int = 0  # batches planned and not yet recorded
     settled_when_recorded: int = 0  # a position to call settled once they all are
     needs_resume: bool = True  # load from the database (and finish planned batches) first
+    post_failed: bool = False  # a post of this drain failed: post nothing queued behind it
     bound_ratio: float = 2.0  # cut bound / items it turned out to need (see _fitting_cut)
 
 
@@ -69,6 +70,26 @@ def advance(state: MarketSettlement, plan: BatchPlan) -> None:
                                    r.wallet_account_id, r.clearing_account_id,
                                    plan.holds_through_seq))
         state.holds[order.order] = kept
+
+
+def apply_plan(holds: dict[UUID, list[HoldRecord]], transfers: dict[UUID, UUID],
+               plan: BatchPlan, orders: set[UUID]) -> None:
+    """Bring holds read from the database (and their ledger ids, `transfers`) to what they
+    are once `plan` is posted, for the orders in `orders`: its resolved holds go, its
+    re-holds come (unless already there: a no-op for a batch already recorded)."""
+    for order in plan.orders:
+        resolved = {hold for hold, _ in order.posts}
+        for hold in resolved:
+            transfers.pop(hold, None)
+        if order.order not in orders:
+            continue
+        kept = [h for h in holds.get(order.order, ()) if h.id not in resolved]
+        r = order.rehold
+        if r is not None and all(h.id != r.id for h in kept):
+            kept.append(HoldRecord(r.id, order.order, r.asset, r.amount,
+                                   r.wallet_account_id, r.clearing_account_id,
+                                   plan.holds_through_seq))
+        holds[order.order] = kept
 
 
 def rehold_ids(batch_id: UUID) -> Callable[[], UUID]:

@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from pacioli.ledger import Ledger
 from pacioli.ledger.service.reconcile import check_ledger
 from pacioli.ledger.storage.database import make_engine
-from pacioli.matching.tables import exchange_fills, exchange_holds
+from pacioli.matching import settlement
+from pacioli.matching.tables import exchange_fills, exchange_holds, exchange_settlement_batches
 from tests.integration.exchange_streams import apply_step, steps, users_of
 from tests.integration.exchange_support import asset_sums, open_venue
 
@@ -29,7 +30,25 @@ def fresh(fresh_database_url):
     engine.dispose()
 
 
-def test_a_settled_stream_conserves_every_asset_and_passes_the_ledger_checks(fresh):
+@pytest.fixture(params=["default", "small_batches"])
+def batch_sizes(request, monkeypatch):
+    """Default sizes, or batches of a few items and windows of a few commands: many batches
+    queued behind the one in the ledger, and windows read while batches are in flight."""
+    applied = []
+    if request.param == "small_batches":
+        monkeypatch.setattr(settlement, "ITEMS_MAX", 12)
+        monkeypatch.setattr(settlement, "WINDOW_COMMANDS_MAX", 9)
+        apply_plan = settlement.apply_plan
+
+        def counted(*args):
+            applied.append(args[2])
+            apply_plan(*args)
+
+        monkeypatch.setattr(settlement, "apply_plan", counted)
+    return request.param, applied
+
+
+def test_a_settled_stream_conserves_every_asset_and_passes_the_ledger_checks(fresh, batch_sizes):
     engine, ledger = fresh
     venue = open_venue(engine, ledger, settle_in_background=False)
     market = venue.market
@@ -54,6 +73,15 @@ def test_a_settled_stream_conserves_every_asset_and_passes_the_ledger_checks(fre
         open_holds = list(connection.execute(select(exchange_holds).where(
             exchange_holds.c.market == market.symbol, exchange_holds.c.status == "open")))
     assert len(fills) > 50 and len({f.command_seq for f in fills}) > 30
+    with engine.connect() as connection:
+        batches = connection.execute(select(func.count()).select_from(
+            exchange_settlement_batches).where(
+            exchange_settlement_batches.c.market == market.symbol,
+            exchange_settlement_batches.c.status == "posted")).scalar_one()
+    sizes, applied = batch_sizes
+    if sizes == "small_batches":
+        assert batches > 20
+        assert applied  # windows were read with batches planned and not yet recorded
 
     # What the fills say each user gained, and what the fee account earned.
     expected = {user: {market.base: START_BASE, market.quote: START_QUOTE} for user in users}

@@ -3,18 +3,21 @@ hash; writes a crash cut short are undone or finished, never lost and never doub
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
 from sqlalchemy import select, update
 
-from pacioli.ledger.domain.errors import InvariantBroken
+from pacioli.ledger.domain.errors import InvariantBroken, LedgerUnavailable
+from pacioli.ledger.service.reconcile import check_ledger
 from pacioli.matching import settlement, settlement_store
 from pacioli.matching.holds import hold_spec
 from pacioli.matching.rebuild import hold_key
 from pacioli.matching.service import Exchange, OrderRequest
 from pacioli.matching.tables import (
     exchange_commands,
+    exchange_fills,
     exchange_holds,
     exchange_orders,
     exchange_settlement_batches,
@@ -212,3 +215,117 @@ def _now():
 
     return datetime.now(UTC)
 
+
+
+def _trade_many(venue, users, count=24):
+    """Crossing orders, so that with small batches settlement takes several."""
+    market = venue.market
+    for index in range(count):
+        side = "sell" if index % 2 == 0 else "buy"
+        venue.exchange.place_order(
+            users[index % len(users)],
+            OrderRequest(market.symbol, side, size=100_000 * (1 + index % 3), price=5_000_000),
+            idempotency_key=uuid.uuid4().hex)
+
+
+def _assert_settled_once(venue, users, base_before):
+    """Every batch posted, its trade transfer in the ledger once; base moved as the fills
+    say; the clearing accounts hold nothing posted and exactly the open holds pending."""
+    market = venue.market
+    with venue.engine.connect() as connection:
+        batches = list(connection.execute(select(exchange_settlement_batches).where(
+            exchange_settlement_batches.c.market == market.symbol)))
+        fills = list(connection.execute(select(exchange_fills).where(
+            exchange_fills.c.market == market.symbol)))
+        open_holds = list(connection.execute(select(exchange_holds).where(
+            exchange_holds.c.market == market.symbol, exchange_holds.c.status == "open")))
+    assert batches and all(b.status == "posted" for b in batches)
+    for batch in batches:
+        trades = venue.ledger.list_transfers(metadata={"batch_id": str(batch.id)})
+        assert len(trades) == len(batch.plan["transfers"])
+    base = dict(base_before)
+    for fill in fills:
+        buyer, seller = ((fill.taker_user_id, fill.maker_user_id) if fill.taker_side == "buy"
+                         else (fill.maker_user_id, fill.taker_user_id))
+        base[buyer] += fill.size
+        base[seller] -= fill.size
+    assert {u: venue.wallet(u, market.base)[0] for u in users} == base
+    assert venue.fee_balance() == sum(f.taker_fee + f.maker_fee for f in fills)
+    for asset in (market.base, market.quote):
+        clearing = venue.clearing(asset)
+        assert clearing.balance_minor == 0
+        assert clearing.balances.credits_pending == sum(
+            h.amount for h in open_holds if h.asset == asset)
+    assert check_ledger(venue.engine).breaks == ()
+
+
+def test_batches_queued_behind_a_failed_post_stay_planned_and_a_restart_posts_them(
+    venue, monkeypatch
+):
+    monkeypatch.setattr(settlement, "ITEMS_MAX", 6)
+    users = funded(venue, seed=17, count=4)
+    base_before = {u: venue.wallet(u, venue.market.base)[0] for u in users}
+    _trade_many(venue, users)
+    post = settlement.Settler._post
+    posts = []
+
+    def fail_second(self, state, planned):
+        posts.append(planned.number)
+        if len(posts) == 2:
+            raise LedgerUnavailable("the ledger is busy")
+        return post(self, state, planned)
+
+    monkeypatch.setattr(settlement.Settler, "_post", fail_second)
+    with pytest.raises(LedgerUnavailable):
+        venue.exchange.settle_pending()
+    # The first batch is recorded; the second failed; those queued behind it were
+    # planned and stored, but not posted.
+    statuses = _batches(venue)
+    assert statuses[0] == "posted" and len(statuses) >= 3
+    assert set(statuses[1:]) == {"planned"}
+    assert posts == [1, 2]
+    monkeypatch.undo()
+    monkeypatch.setattr(settlement, "ITEMS_MAX", 6)
+
+    restart(venue)
+    venue.exchange.settle_pending()
+
+    assert len(_batches(venue)) > 3
+    _assert_settled_once(venue, users, base_before)
+
+
+def test_batches_posted_while_the_first_was_being_recorded_are_not_posted_twice(
+    venue, monkeypatch
+):
+    monkeypatch.setattr(settlement, "ITEMS_MAX", 6)
+    users = funded(venue, seed=18, count=4)
+    base_before = {u: venue.wallet(u, venue.market.base)[0] for u in users}
+    _trade_many(venue, users)
+    post = settlement.Settler._post
+    two_posted = threading.Event()
+    posted = []
+
+    def counting(self, state, planned):
+        transfers = post(self, state, planned)
+        posted.append(planned.number)
+        if len(posted) >= 2:
+            two_posted.set()
+        return transfers
+
+    def crash(*_args, **_kwargs):
+        assert two_posted.wait(10)  # the poster went on while the first was recorded
+        raise SystemExit("killed before recording")
+
+    monkeypatch.setattr(settlement.Settler, "_post", counting)
+    monkeypatch.setattr(settlement_store, "record_posted", crash)
+    with pytest.raises(SystemExit):
+        venue.exchange.settle_pending()
+    monkeypatch.undo()
+    monkeypatch.setattr(settlement, "ITEMS_MAX", 6)
+    assert posted[:2] == [1, 2]
+    assert set(_batches(venue)) == {"planned"}  # posted in the ledger, recorded nowhere
+
+    restart(venue)  # resumes: re-posts (the ledger replays) and records them in order
+    venue.exchange.settle_pending()
+
+    _assert_settled_once(venue, users, base_before)
