@@ -247,7 +247,16 @@ class P2P:
     # The plain payment's steps: read the record, move, record.
 
     def _payment_row(self, order: _Order):
+        """The row recorded under the order's key, if any. Nearly every payment has none,
+        so a plain-SQL probe (no SQLAlchemy construct to build) asks first."""
         with self._engine.connect() as connection:
+            recorded = connection.exec_driver_sql(
+                "SELECT 1 FROM p2p_payments WHERE payer_user_id = %(payer)s"
+                " AND idempotency_key = %(key)s",
+                {"payer": order.payer_user_id, "key": order.idempotency_key},
+            ).first()
+            if recorded is None:
+                return None
             return _payment_by_key(connection, order.payer_user_id, order.idempotency_key)
 
     def _replay(self, row, order: _Order) -> Answer:

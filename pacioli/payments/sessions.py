@@ -3,7 +3,9 @@
 A token is `pat_` and 32 random bytes (URL-safe base64), shown once at login. Only its
 SHA-256 digest is stored: the token is random, so a fast hash suffices (a slow password
 hash protects guessable secrets). A session ends at its `expires_at` or when revoked
-(logout); either way the token stops working at once, since every request looks it up.
+(logout); either way `find_session` stops finding it at once. The API remembers live
+sessions for a few seconds (`api/caches.py`): there a session revoked by another process
+stops working within that time.
 Opening a session is logging in: `user.logged_in` is appended to the outbox in the
 transaction that records the session.
 """
