@@ -313,22 +313,7 @@ def effect_statements(
         combined.append(_insert_keys(effects))
     if effects.events:
         combined.append(_insert_events(effects))
-    if not combined:
-        return separate
-    return [*separate, *_PLAN_ONCE, _one_statement(combined)]
-
-
-# The write statement is planned once per connection, not per execution as everything
-# else is (`database._plan_every_execution`): planning it took ~0.3 ms of the server's
-# ~4 ms per batch of 32 transfers. Its plan cannot go stale the way the key lookup's
-# did: its inserts read no table, and its one read, the accounts it updates, is kept on
-# the primary key whatever the table's size when the plan was made (a plan made while
-# `accounts` was nearly empty would otherwise scan it for good). Both settings end with
-# the transaction.
-_PLAN_ONCE: list[Statement] = [
-    ("SET LOCAL plan_cache_mode = force_generic_plan", []),
-    ("SET LOCAL enable_seqscan = off", []),
-]
+    return separate + ([_one_statement(combined)] if combined else [])
 
 
 def _one_statement(statements: list[Statement]) -> Statement:
