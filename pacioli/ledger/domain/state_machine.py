@@ -584,6 +584,8 @@ def validate_metadata(metadata: Any) -> None:
 
     Raises: InvalidMetadata.
     """
+    if type(metadata) is dict and not metadata:
+        return  # most transfers carry none
     if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
         raise e.InvalidMetadata("metadata must be a JSON object with string keys")
     if not metadata:

@@ -127,7 +127,8 @@ def numerics(values: Iterable[int | None]) -> EncodedArray:
     """Ints for NUMERIC columns: sent as int8[] when every value fits (the statement's
     `::numeric[]` casts it on the server, exactly), else as numeric[]."""
     values = list(values)
-    if all(v is None or _INT64_MIN <= v <= _INT64_MAX for v in values):
+    present = values if None not in values else [v for v in values if v is not None]
+    if not present or (min(present) >= _INT64_MIN and max(present) <= _INT64_MAX):
         return int8s(values)
     return _encode(values, _NUMERIC, _NUMERIC_ARRAY, _numeric)
 
