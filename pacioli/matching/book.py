@@ -11,11 +11,13 @@ and the commands are the caller's: the same commands give the same results and t
 from __future__ import annotations
 
 from bisect import insort
+from collections.abc import Callable
 from heapq import heapify, heappop, heappush
 from operator import attrgetter
+from typing import Any
 
 from pacioli.matching import snapshots
-from pacioli.matching.execution import NO_LIMIT, RAN_OUT, Engine, outcome
+from pacioli.matching.execution import NO_LIMIT, RAN_OUT, STP_CANCELLED, Engine, outcome
 from pacioli.matching.levels import Level
 from pacioli.matching.market import Market
 from pacioli.matching.market_data import L1, L2, L3, REPLACED, MatchMessage
@@ -48,12 +50,15 @@ from pacioli.matching.results import (
     CANCELLED,
     ENDED,
     EXPIRED,
+    FILLED,
     OPENED,
     RESIZED,
+    SELF_TRADE,
     TRIGGERED,
     UNFILLED,
     Reject,
     Result,
+    accepted,
     match_message,
 )
 from pacioli.matching.state_hash import state_hash
@@ -61,9 +66,12 @@ from pacioli.matching.state_hash import state_hash
 LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
 STOP, STOP_LIMIT = OrderType.STOP, OrderType.STOP_LIMIT
 GTC, GTT, IOC, FOK = TimeInForce.GTC, TimeInForce.GTT, TimeInForce.IOC, TimeInForce.FOK
-BUY = Side.BUY
-NEW_RESULT = object.__new__
+BUY, SELL = Side.BUY, Side.SELL
+NEW_ORDER = object.__new__
 BY_ORDER_ID = attrgetter("order_id")
+
+# What runs an accepted command: the command and its `Result.events`.
+Handler = Callable[[Any, list[tuple]], None]
 
 
 class OrderBook(Engine):
@@ -83,41 +91,147 @@ class OrderBook(Engine):
 
     def apply(self, command: Command) -> Result:
         """Run one command; a business refusal comes back as `Result(accepted=False)`."""
-        # Placements and cancels are most commands: they skip the dispatch (same steps).
         kind = type(command)
         if kind is PlaceOrder:
-            reject = place_refusal(self, command)
-            if reject is not None:
-                return Result((), reject)
-            events: list[tuple] = []
-            if command.ts > self.clock:
-                self.clock = command.ts
-            if self.expiries and self.expiries[0][0] <= self.clock:
-                self.expire(events)
-            self.place(command, events)
-        else:
-            if kind is CancelOrder:
-                reject = cancel_refusal(self, command)  # type: ignore[arg-type]
-            else:
-                reject = refusal(self, command)
-            if reject is not None:
-                return Result((), reject)
-            events = []
-            if command.ts > self.clock:
-                self.clock = command.ts
-            if self.expiries and self.expiries[0][0] <= self.clock:
-                self.expire(events)
-            if kind is CancelOrder:
-                self.cancel(command, events)  # type: ignore[arg-type]
-            else:
-                self.handlers[kind](command, events)
+            return self.apply_place(command)
+        if kind is CancelOrder:
+            return self.apply_cancel(command)  # type: ignore[arg-type]
+        return self.run(command, refusal(self, command), self.handlers.get(kind))
+
+    def run(self, command: Command, reject: Reject | None, handler: Handler | None) -> Result:
+        """The steps of every command, once its checks gave `reject`: a refusal changes
+        nothing; otherwise the clock, the expiries due, the command, the stops reached."""
+        if reject is not None:
+            return Result((), reject)
+        events: list[tuple] = []
+        if command.ts > self.clock:
+            self.clock = command.ts
+        if self.expiries and self.expiries[0][0] <= self.clock:
+            self.expire(events)
+        handler(command, events)  # type: ignore[misc]
         if (self.buy_stops or self.sell_stops) and self.last_price is not None:
             self.trigger_stops(events)
-        result = NEW_RESULT(Result)  # Result(events), without the cost of an __init__ call
-        result.events = events
-        result.reject = None
-        result.built = None
-        return result
+        return accepted(events)
+
+    def apply_place(self, command: PlaceOrder) -> Result:
+        """Place an order: a plain GTC limit order inline, anything else through `run`.
+
+        Most commands are plain GTC limit orders, and most of those rest without taking,
+        so their path is written out here in one piece: one test of all their fields (the
+        same checks as `place_refusal`'s, which passes exactly these orders), then `run`'s
+        steps, `place`'s matching and `rest` inline, and the `Order` built without a
+        class call. Everything else (other types, post-only, values rather than members,
+        anything `place_refusal` may refuse) takes the general path.
+        """
+        ts = command.ts
+        order_id = command.order_id
+        owner = command.owner
+        side = command.side
+        price = command.price
+        size = command.size
+        market = self.market
+        if not (
+            command.type is LIMIT and command.tif is GTC and (side is BUY or side is SELL)
+            and type(price) is int and type(size) is int and command.funds is None
+            and command.stop_price is None and command.expires_at is None
+            and not command.post_only and command.stp in SELF_TRADE_MODES
+            and type(ts) is int and type(order_id) is int and order_id > self.last_order_id
+            and type(owner) is str and owner
+            and price > 0 and not price % market.tick
+            and size >= market.min_size and not size % market.size_increment
+        ):
+            return self.run(command, place_refusal(self, command), self.place)
+        # From here the order is accepted: nothing below may fail.
+        events: list[tuple] = []
+        clock = self.clock
+        if ts > clock:
+            self.clock = clock = ts
+        if self.expiries and self.expiries[0][0] <= clock:
+            self.expire(events)
+        self.last_order_id = order_id
+        stp = SELF_TRADE_MODES[command.stp]
+        if side is BUY:
+            book_side = self.bids
+            other = self.asks
+            key = price
+            limit_key = -price
+        else:
+            book_side = self.asks
+            other = self.bids
+            key = -price
+            limit_key = price
+        keys = other.keys
+        remaining = size
+        cancelled = 0
+        if keys and keys[-1] >= limit_key:
+            ended, remaining, _, cancelled = self.take(
+                order_id, owner, side, price, stp, size, None, other, limit_key, events,
+            )
+            if ended == STP_CANCELLED or remaining == 0:  # outcome(), for a GTC limit order
+                events.append((ENDED, order_id, owner,
+                               SELF_TRADE if ended == STP_CANCELLED else FILLED, remaining,
+                               None))
+                if (self.buy_stops or self.sell_stops) and self.last_price is not None:
+                    self.trigger_stops(events)
+                return accepted(events)
+        # The rest rests: `new_order` and `rest`, inlined.
+        order = NEW_ORDER(Order)  # Order(...), without the cost of an __init__ call
+        order.order_id = order_id
+        order.owner = owner
+        order.side = side
+        order.type = LIMIT
+        order.price = price
+        order.stop_price = None
+        order.size = size
+        order.remaining = remaining
+        order.cancelled = cancelled
+        order.funds = None
+        order.tif = GTC
+        order.expires_at = None
+        order.post_only = False
+        order.stp = stp
+        order.ts = clock
+        order.live = True
+        levels = book_side.levels
+        level = levels.get(key)
+        if level is None:
+            level = levels[key] = Level(price)
+            insort(book_side.keys, key)
+        level.orders.append(order)
+        level.count += 1
+        level.total += remaining
+        self.orders[order_id] = order
+        owned = self.by_owner.get(owner)
+        if owned is None:
+            self.by_owner[owner] = {order_id: order}
+        else:
+            owned[order_id] = order
+        self.sequence = seq = self.sequence + 1
+        events.append((OPENED, seq, clock, order_id, owner, side, price, remaining))
+        if (self.buy_stops or self.sell_stops) and self.last_price is not None:
+            self.trigger_stops(events)
+        return accepted(events)
+
+    def apply_cancel(self, command: CancelOrder) -> Result:
+        """Cancel an order: a resting one with no expiry pending inline, else through `run`.
+
+        The inline path is `cancel_refusal` (which passes it) and `cancel` in one piece,
+        with one look-up of the order.
+        """
+        ts = command.ts
+        order = self.orders.get(command.order_id)
+        if (
+            order is None or order.owner != command.owner or type(ts) is not int
+            or self.expiries
+        ):
+            return self.run(command, cancel_refusal(self, command), self.cancel)
+        events: list[tuple] = []
+        if ts > self.clock:
+            self.clock = ts
+        self.remove_resting(order, CANCELLED, events, True)
+        if (self.buy_stops or self.sell_stops) and self.last_price is not None:
+            self.trigger_stops(events)
+        return accepted(events)
 
     def check(self, command: Command) -> Reject | None:
         """The refusal `apply(command)` would give now, or None; changes nothing."""
@@ -148,14 +262,10 @@ class OrderBook(Engine):
         owner = command.owner
         price = command.price
         if side is BUY:
-            book_side = self.bids
             other = self.asks
-            key = price
             limit_key = NO_LIMIT if price is None else -price
         else:
-            book_side = self.asks
             other = self.bids
-            key = None if price is None else -price
             limit_key = NO_LIMIT if price is None else price
         keys = other.keys
         if keys and keys[-1] >= limit_key:
@@ -178,30 +288,7 @@ class OrderBook(Engine):
             events.append((ENDED, order_id, owner, outcome(RAN_OUT, size, funds, False), size,
                            funds))
             return
-        # Most orders are limit orders that rest without taking: `new_order` and `rest`,
-        # inlined.
-        size = command.size
-        clock = self.clock
-        order = Order(
-            order_id, owner, side, LIMIT, price, None, size, None, tif, command.expires_at,
-            command.post_only, SELF_TRADE_MODES[command.stp], clock,
-        )
-        levels = book_side.levels
-        level = levels.get(key)
-        if level is None:
-            level = levels[key] = Level(price)
-            insort(book_side.keys, key)
-        level.orders.append(order)
-        level.count += 1
-        level.total += size
-        self.orders[order_id] = order
-        owned = self.by_owner.get(owner)
-        if owned is None:
-            self.by_owner[owner] = {order_id: order}
-        else:
-            owned[order_id] = order
-        self.sequence = seq = self.sequence + 1
-        events.append((OPENED, seq, clock, order_id, owner, side, price, size))
+        self.rest(self.new_order(command, side, type_, tif), events)
 
     def new_order(
         self, command: PlaceOrder, side: Side, type_: OrderType, tif: TimeInForce
