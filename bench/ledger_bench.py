@@ -33,6 +33,7 @@ import ledger_workloads as workloads  # noqa: E402
 import pgbench_reference  # noqa: E402
 from sqlalchemy import Engine  # noqa: E402
 
+from pacioli.gc_settings import apply_service_gc_settings  # noqa: E402
 from pacioli.ledger import Ledger  # noqa: E402
 from pacioli.ledger.storage.database import make_engine  # noqa: E402
 from pacioli.ledger.storage.migrate import upgrade  # noqa: E402
@@ -149,6 +150,8 @@ def run_bench(
             setup_started = time.perf_counter()
             accounts, setup_transfers = _set_up(ledger, options, run_id)
             setup_seconds = time.perf_counter() - setup_started
+            # As `pacioli serve` and `pacioli worker` run: see pacioli/gc_settings.py.
+            apply_service_gc_settings()
             _progress(f"pgbench tpcb-like -c {options.workers} -T {options.seconds}")
             reference = pgbench_reference.run_tpcb_like(
                 pgbench, pgbench_url, clients=options.workers, seconds=options.seconds

@@ -8,6 +8,7 @@ else in the database), and `fresh_database_url` gives a test an empty schema of 
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 import uuid
@@ -32,6 +33,17 @@ settings.register_profile(
     "dev", deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture(autouse=True)
+def _collector_settings_restored() -> Iterator[None]:
+    """Commands run in-process (`pacioli worker`, say) apply the service's garbage
+    collector settings (pacioli/gc_settings.py); they must not outlive the test."""
+    thresholds = gc.get_threshold()
+    yield
+    if gc.get_threshold() != thresholds or gc.get_freeze_count():
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,7 @@ from pacioli.api.routes import (
 from pacioli.api.schemas.money import AssetScales
 from pacioli.api.schemas.problems import ProblemPublic
 from pacioli.config import get_settings
+from pacioli.gc_settings import apply_service_gc_settings
 from pacioli.ledger import Ledger
 from pacioli.ledger.storage.database import make_engine
 from pacioli.payments import users as users_service
@@ -157,7 +158,9 @@ def app_from_environment() -> FastAPI:
     url = get_settings().database_url
     if not url:
         raise RuntimeError("set PACIOLI_DATABASE_URL (several processes need one server)")
-    return create_app(make_engine(url, pool_size=SERVER_POOL_SIZE))
+    app = create_app(make_engine(url, pool_size=SERVER_POOL_SIZE))
+    apply_service_gc_settings()
+    return app
 
 
 def _lifespan(engine: Engine, *, owned: bool):

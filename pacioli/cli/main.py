@@ -17,6 +17,7 @@ from pacioli.cli.demo_commerce import print_commerce_demo, run_commerce_demo
 from pacioli.cli.demo_exchange import print_exchange_demo, run_exchange_demo
 from pacioli.cli.demo_payments import DEMO_PASSWORD, PaymentsDemoResult, run_payments_demo
 from pacioli.config import get_settings
+from pacioli.gc_settings import apply_service_gc_settings
 from pacioli.ledger import Ledger, format_minor
 from pacioli.ledger.service.reconcile import check_ledger
 
@@ -73,9 +74,10 @@ def serve(
         console.print(f"Pacioli listening on http://{host}:{port} (API docs at /docs)")
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
+            app_ = create_app(engine)
+            apply_service_gc_settings()
             # Our logging stays the only setup; RequestObservability logs each request once.
-            uvicorn.run(create_app(engine), host=host, port=port, log_config=None,
-                        access_log=False)
+            uvicorn.run(app_, host=host, port=port, log_config=None, access_log=False)
         finally:
             signal.signal(signal.SIGTERM, previous)
 

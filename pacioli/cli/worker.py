@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from pacioli.cli.common import console, displayed_url, fail, open_engine
 from pacioli.config import Settings, get_settings
+from pacioli.gc_settings import apply_service_gc_settings
 from pacioli.ledger import Ledger
 from pacioli.workers.broker import UnsupportedBrokerUrl, make_broker
 from pacioli.workers.process import WorkerOptions, WorkerProcess
@@ -60,6 +61,7 @@ def worker(
         for extra in extras:
             workload.extend(extra(engine, ledger, settings, resources))
         process = WorkerProcess(engine, _broker(settings, engine), workload, options)
+        apply_service_gc_settings()
         process.start()
         console.print(f"Database: {displayed_url(engine)}")
         console.print(f"Pacioli worker running; broker: {_broker_description(settings)}")
