@@ -9,6 +9,9 @@
 - `check` gives exactly the refusal `apply` gives; a refused command changes nothing.
 - Replaying the same commands gives the same `state_hash()` after every command.
 - With plain limit orders and cancels, the fills equal pyorderbook's (an outside oracle).
+- The same stream spelled with enum members (which plain GTC limit orders and cancels of
+  resting orders take the book's inline paths with) and with plain values (which take the
+  general path) gives the same results, events and state hashes.
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ from pacioli.matching import (
     CancelOrder,
     Market,
     OrderBook,
+    OrderType,
     PlaceOrder,
+    SelfTrade,
+    Side,
+    TimeInForce,
 )
 from pacioli.matching.market_data import apply_to_l3
 
@@ -41,6 +48,22 @@ OWNERS = ("ann", "bob", "cy")
 SIDES = st.sampled_from(["buy", "sell"])
 PRICES = st.integers(95, 105)
 SIZES = st.integers(1, 8)
+# The enum of each field a command may spell either way ("buy" or Side.BUY): the book's
+# inline paths take only members, so the streams draw both spellings.
+ENUM_FIELDS = {"side": Side, "type": OrderType, "tif": TimeInForce, "stp": SelfTrade}
+
+
+def spelled(command: object, *, members: bool) -> object:
+    """`command` with its enum fields as members (`members`) or as plain strings."""
+    if not isinstance(command, (PlaceOrder, CancelAll)):
+        return command
+    fields = {}
+    for name in type(command).__slots__:
+        value = getattr(command, name)
+        if name in ENUM_FIELDS and value is not None:
+            value = ENUM_FIELDS[name](value) if members else str(ENUM_FIELDS[name](value))
+        fields[name] = value
+    return type(command)(**fields)
 
 
 @st.composite
@@ -91,7 +114,8 @@ def commands(draw: st.DrawFn) -> list[object]:
             fields.update(size=draw(SIZES), stop_price=draw(PRICES))
             if kind == "stop_limit":
                 fields["price"] = draw(PRICES)
-        stream.append(PlaceOrder(ts, next_id, owner, side, kind, **fields))
+        place = PlaceOrder(ts, next_id, owner, side, kind, **fields)
+        stream.append(spelled(place, members=draw(st.booleans())))
         next_id += 1
     return stream
 
@@ -161,6 +185,21 @@ def assert_invariants(book: OrderBook, ledger: Ledger, client: dict, command, re
     for entry in book.l3().bids + book.l3().asks:
         assert client[entry.order_id][1:] == [entry.price, entry.size]
     assert len(client) == len(book.l3().bids) + len(book.l3().asks)
+    assert_l2_matches_client(book, client)
+
+
+def assert_l2_matches_client(book: OrderBook, client: dict) -> None:
+    """The book's L2 (running totals per level) is the client's L3 summed by price."""
+    levels: dict[tuple[str, int], list[int]] = {}
+    for side, price, size in client.values():
+        level = levels.setdefault((str(side), price), [0, 0])
+        level[0] += size
+        level[1] += 1
+    l2 = book.l2(depth=1000)
+    bids = sorted(((p, *v) for (s, p), v in levels.items() if s == "buy"), reverse=True)
+    asks = sorted((p, *v) for (s, p), v in levels.items() if s == "sell")
+    assert [tuple(level) for level in l2.bids] == bids
+    assert [tuple(level) for level in l2.asks] == asks
 
 
 def maker_prices(book: OrderBook) -> dict[int, int]:
@@ -218,6 +257,18 @@ def test_replay_gives_the_same_state_hash_after_every_command(stream):
         assert second.state_hash() == expected
 
 
+@settings(max_examples=200)
+@given(commands())
+def test_members_and_values_give_the_same_results(stream):
+    by_members, by_values = OrderBook(TOY), OrderBook(TOY)
+    for command in stream:
+        first = by_members.apply(spelled(command, members=True))  # type: ignore[arg-type]
+        second = by_values.apply(spelled(command, members=False))  # type: ignore[arg-type]
+        assert first.reject == second.reject
+        assert first.events == second.events
+        assert by_members.state_hash() == by_values.state_hash()
+
+
 @st.composite
 def limits_and_cancels(draw: st.DrawFn) -> list[tuple]:
     """('place', side, size, price) and ('cancel', index of an earlier placement)."""
@@ -227,7 +278,9 @@ def limits_and_cancels(draw: st.DrawFn) -> list[tuple]:
         if placed and draw(st.integers(0, 3)) == 0:
             stream.append(("cancel", draw(st.integers(0, placed - 1))))
         else:
-            stream.append(("place", draw(SIDES), draw(SIZES), draw(PRICES)))
+            side = draw(SIDES)
+            stream.append(("place", Side(side) if draw(st.booleans()) else side, draw(SIZES),
+                           draw(PRICES)))
             placed += 1
     return stream
 
@@ -245,7 +298,7 @@ def test_plain_limit_orders_and_cancels_fill_exactly_as_pyorderbook(stream):
             _, side, size, price = step
             order_id = len(peer_orders) + 1
             # One owner per order: pyorderbook has no self-trade prevention.
-            result = ours.apply(PlaceOrder(ts, order_id, f"o{order_id}", side, "limit",
+            result = ours.apply(PlaceOrder(ts, order_id, f"o{order_id}", side, OrderType.LIMIT,
                                            size=size, price=price))
             our_fills += [(f.taker_order_id, f.maker_order_id, f.size, f.price)
                           for f in result.fills]
