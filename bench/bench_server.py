@@ -88,6 +88,11 @@ def libpq_arguments(url: str) -> tuple[list[str], dict[str, str]]:
     return flags, environment
 
 
+def vacuum_analyze(url: str) -> None:
+    """VACUUM ANALYZE the database at `url`, as `pgbench -i` does after loading its tables."""
+    _run_autocommit(url, "VACUUM ANALYZE")
+
+
 def _run_autocommit(url: str, statement: str) -> None:
     engine = create_engine(sqlalchemy_url(url), isolation_level="AUTOCOMMIT")
     try:
