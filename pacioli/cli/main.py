@@ -74,10 +74,10 @@ def serve(
         console.print(f"Pacioli listening on http://{host}:{port} (API docs at /docs)")
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
-            app_ = create_app(engine)
+            web_app = create_app(engine)
             apply_service_gc_settings()
             # Our logging stays the only setup; RequestObservability logs each request once.
-            uvicorn.run(app_, host=host, port=port, log_config=None, access_log=False)
+            uvicorn.run(web_app, host=host, port=port, log_config=None, access_log=False)
         finally:
             signal.signal(signal.SIGTERM, previous)
 
