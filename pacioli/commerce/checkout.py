@@ -44,9 +44,10 @@ from pacioli.commerce.checkout_records import (
     check_request,
     empty_cart_if_unchanged,
     read_checkout,
+    record_of,
 )
 from pacioli.commerce.order_payments import CARD, WALLET, OrderPayments
-from pacioli.commerce.order_records import announce
+from pacioli.commerce.order_records import HistoryEntry, OrderLine, announce, order_of
 from pacioli.commerce.order_split import COMMISSION_BPS_DEFAULT
 from pacioli.commerce.order_tables import (
     commerce_checkouts,
@@ -66,6 +67,18 @@ RESERVATION_SECONDS = 15 * 60
 LIVE = ("placed", "awaiting_payment")
 SWEEP_LIMIT = 100
 SWEEP_AGE_SECONDS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What step 1 wrote: enough to pay and answer without reading it back."""
+
+    checkout_id: UUID
+    user_id: UUID
+    payment_method: str
+    currency: str
+    lines: dict[UUID, tuple[OrderLine, ...]]  # order id -> its lines
+    totals: dict[UUID, int]  # order id -> its total
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +122,12 @@ class Checkout:
             return CheckoutAnswer(self._settled(self._advance(existing.id)), True)
         if request.payment_method == CARD:
             self._instruments.usable(user_id, request.instrument_id, "card")
-        checkout_id = self._place(user_id, request, idempotency_key, request_hash)
-        if checkout_id is None:  # the same key won a race: its checkout answers
+        placed = self._place(user_id, request, idempotency_key, request_hash)
+        if placed is None:  # the same key won a race: its checkout answers
             return self.place(user_id, request, idempotency_key=idempotency_key)
-        return CheckoutAnswer(self._settled(self._advance(checkout_id)), False)
+        if placed.payment_method == WALLET:
+            return CheckoutAnswer(self._settled(self._pay_placed(placed)), False)
+        return CheckoutAnswer(self._settled(self._advance(placed.checkout_id)), False)
 
     def find(self, user_id: UUID, idempotency_key: str) -> CheckoutRecord | None:
         """The checkout the user made with this key, if any."""
@@ -163,7 +178,7 @@ class Checkout:
     # Step 1: place.
 
     def _place(self, user_id: UUID, request: CheckoutRequest, idempotency_key: str,
-               request_hash: str) -> UUID | None:
+               request_hash: str) -> Placed | None:
         now = self._clock()
         checkout_id = uuid7()
         with self._engine.begin() as connection:
@@ -190,18 +205,25 @@ class Checkout:
                     return None
                 raise ce.StaleCart(f"cart {request.cart_id} at version {request.cart_version}"
                                    " is being checked out already")
-            self._insert_orders(connection, checkout_id, user_id, request, priced, now)
+            lines, totals = self._insert_orders(connection, checkout_id, user_id, request,
+                                                priced, now)
             if priced.coupon_code is not None:
                 promotions.redeem_coupon(connection, priced.coupon_code, user_id=user_id,
                                          order_id=checkout_id, now=now)
             inventory.reserve(connection, checkout_id,
                               [(line.variant_id, line.quantity) for line in priced.lines],
                               expires_at=now + timedelta(seconds=self._reservation_seconds))
-        return checkout_id
+        return Placed(checkout_id, user_id, request.payment_method, priced.currency, lines,
+                      totals)
 
-    def _insert_orders(self, connection, checkout_id, user_id, request, priced, now) -> None:
+    def _insert_orders(self, connection, checkout_id, user_id, request, priced, now
+                       ) -> tuple[dict[UUID, tuple[OrderLine, ...]], dict[UUID, int]]:
+        """Write the orders, their lines and split; each order's lines and total."""
+        lines: dict[UUID, tuple[OrderLine, ...]] = {}
+        totals: dict[UUID, int] = {}
         for plan in plan_orders(priced, commission_bps=self._commission_bps):
             order_id = uuid7()
+            totals[order_id] = plan.total_minor
             connection.execute(insert(commerce_orders).values(
                 id=order_id, checkout_id=checkout_id, user_id=user_id,
                 supplier_id=plan.supplier_id, currency=priced.currency, status="placed",
@@ -215,18 +237,25 @@ class Checkout:
                 commission_minor=plan.commission_minor, captured_minor=0, refunded_minor=0,
                 shipping_address=request.shipping_address, created_at=now, updated_at=now,
             ))
+            written = tuple(
+                OrderLine(
+                    id=uuid7(), product_id=line.product_id, variant_id=line.variant_id,
+                    reseller_id=line.reseller_id, name=line.name, quantity=line.quantity,
+                    unit_price_minor=line.unit_price_minor,
+                    supplier_unit_price_minor=line.supplier_unit_price_minor,
+                    reseller_margin_minor=line.reseller_margin_minor,
+                    catalogue_discount_minor=line.catalogue_discount_minor,
+                    order_discount_minor=line.order_discount_minor,
+                    tax_minor=line.tax_minor, total_minor=line.total_minor,
+                    returned_quantity=0,
+                )
+                for line in plan.lines
+            )
+            lines[order_id] = written
             connection.execute(insert(commerce_order_lines), [
-                {"id": uuid7(), "order_id": order_id, "position": position,
-                 "product_id": line.product_id, "variant_id": line.variant_id,
-                 "reseller_id": line.reseller_id, "name": line.name,
-                 "quantity": line.quantity, "unit_price_minor": line.unit_price_minor,
-                 "supplier_unit_price_minor": line.supplier_unit_price_minor,
-                 "reseller_margin_minor": line.reseller_margin_minor,
-                 "catalogue_discount_minor": line.catalogue_discount_minor,
-                 "order_discount_minor": line.order_discount_minor,
-                 "tax_minor": line.tax_minor, "total_minor": line.total_minor,
-                 "returned_quantity": 0}
-                for position, line in enumerate(plan.lines)
+                {**{name: getattr(line, name) for name in OrderLine.__slots__},
+                 "order_id": order_id, "position": position}
+                for position, line in enumerate(written)
             ])
             if plan.shares:
                 connection.execute(insert(commerce_order_shares), [
@@ -234,8 +263,22 @@ class Checkout:
                      "owner_id": share.owner_id, "amount_minor": share.amount_minor}
                     for position, share in enumerate(plan.shares)
                 ])
+        return lines, totals
 
     # Steps 2 to 4: pay.
+
+    def _pay_placed(self, placed: Placed) -> CheckoutRecord:
+        """Steps 2 and 4 of a wallet checkout just placed: the hold, then `paid`, from
+        what step 1 wrote (no reads before the hold; the answer built from what the
+        finishing transaction wrote, `_advance` and a read-back only off this path)."""
+        try:
+            holds = self._payments.hold(
+                placed.checkout_id, user_id=placed.user_id, method=WALLET,
+                currency=placed.currency, orders=list(placed.totals.items()),
+            )
+        except DomainError as rejection:
+            return self._fail(placed.checkout_id, rejection.code, held=False)
+        return self._finish_paid(placed.checkout_id, holds, placed=placed)
 
     def _advance(self, checkout_id: UUID) -> CheckoutRecord:
         """Take the checkout as far as it goes without waiting for the processor."""
@@ -292,8 +335,14 @@ class Checkout:
         self._update_checkout(checkout.id, ("placed",), status="awaiting_payment")
         return self._record(checkout.id)
 
-    def _finish_paid(self, checkout_id: UUID, holds: dict[UUID, UUID] | None = None
-                     ) -> CheckoutRecord:
+    def _finish_paid(self, checkout_id: UUID, holds: dict[UUID, UUID] | None = None, *,
+                     placed: Placed | None = None) -> CheckoutRecord:
+        """Mark the checkout and its orders paid; the checkout as it now stands.
+
+        With `placed` (a checkout this request placed, every order of it still `placed`)
+        the answer is built from the rows the updates returned and the lines step 1
+        wrote, instead of being read back.
+        """
         now = self._clock()
         try:
             with self._engine.begin() as connection:
@@ -301,12 +350,21 @@ class Checkout:
                                              completed_at=now)
                 if checkout is not None:
                     inventory.commit(connection, checkout_id)
-                    self._mark_orders(connection, checkout_id, "paid", event="paid", at=now,
-                                      holds=holds, payment_status="authorized", paid_at=now)
+                    orders = self._mark_orders(connection, checkout_id, "paid", event="paid",
+                                               at=now, holds=holds,
+                                               payment_status="authorized", paid_at=now)
                     empty_cart_if_unchanged(connection, checkout)
         except (ce.OutOfStock, ce.ReservationNotHeld):
             # The reservation ran out while the card was deciding and the units are gone.
             return self._fail(checkout_id, ce.OutOfStock.code, holds=holds)
+        if (placed is not None and checkout is not None
+                and sorted(row.id for row in orders) == sorted(placed.lines)):
+            return record_of(checkout, [
+                order_of(row, placed.lines[row.id],
+                         [HistoryEntry("paid", row.carrier, row.tracking_number, None,
+                                       row.paid_at)])
+                for row in orders
+            ])
         return self._record(checkout_id)
 
     def _fail(self, checkout_id: UUID, failure_code: str, *, held: bool = True,
@@ -347,7 +405,9 @@ class Checkout:
 
     def _mark_orders(self, connection, checkout_id: UUID, status: str, *, event: str,
                      at: datetime, holds: dict[UUID, UUID] | None = None,
-                     **values: Any) -> None:
+                     **values: Any) -> list:
+        """Move the checkout's orders still `placed` and announce each; their new rows,
+        by id."""
         o = commerce_orders
         if holds:
             values["hold_transfer_id"] = case(
@@ -358,8 +418,10 @@ class Checkout:
             update(o).where(o.c.checkout_id == checkout_id, o.c.status == "placed")
             .values(status=status, updated_at=at, **values).returning(o)
         ).all()
-        for row in sorted(rows, key=lambda r: r.id):
+        rows = sorted(rows, key=lambda r: r.id)
+        for row in rows:
             announce(connection, row, event, at=at)
+        return rows
 
     def _conditional(self, connection, checkout_id: UUID, **values: Any):
         """The checkout's row, changed if it was still live (None if it was settled)."""

@@ -4,6 +4,7 @@ cart, and reading a checkout back (checkout.py does the steps)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -65,13 +66,17 @@ def read_checkout(engine: Engine, checkout_id: UUID) -> CheckoutRecord | None:
         orders = connection.execute(
             select(o).where(o.c.checkout_id == checkout_id).order_by(o.c.id)
         ).all()
-        return CheckoutRecord(
-            id=row.id, user_id=row.user_id, cart_id=row.cart_id, status=row.status,
-            failure_code=row.failure_code, payment_method=row.payment_method,
-            currency=row.currency, total_minor=row.total_minor, created_at=row.created_at,
-            completed_at=row.completed_at,
-            orders=tuple(load_orders(connection, orders, with_history=True)),
-        )
+        return record_of(row, load_orders(connection, orders, with_history=True))
+
+
+def record_of(row, orders: Sequence[Order]) -> CheckoutRecord:
+    """The record of a `commerce_checkouts` row and its orders (in id order)."""
+    return CheckoutRecord(
+        id=row.id, user_id=row.user_id, cart_id=row.cart_id, status=row.status,
+        failure_code=row.failure_code, payment_method=row.payment_method,
+        currency=row.currency, total_minor=row.total_minor, created_at=row.created_at,
+        completed_at=row.completed_at, orders=tuple(orders),
+    )
 
 
 def check_request(request: CheckoutRequest) -> None:

@@ -292,3 +292,21 @@ def test_a_coupon_is_used_by_a_paid_checkout_and_given_back_by_a_failed_one(
     checkout = shop.checkout.place(user_id, request, idempotency_key="funded").value
     assert (checkout.status, checkout.orders[0].discount_minor) == ("paid", 200)
     assert used() == 1
+
+
+def test_a_wallet_checkout_answers_what_reading_it_back_gives(shop, engine, user_id):
+    """The answer is built from what the checkout wrote (no read-back): it must be the
+    record `get` reads, orders, lines and timeline included."""
+    first, second = supplier(engine, shipping_minor=300), supplier(engine, shipping_minor=0)
+    product_id, variant = product(engine, first, price_minor=1000, category="books")
+    _, slug = reseller_catalog(engine, product_id, margin_minor=150)
+    _, other = product(engine, second, price_minor=2500)
+    cart_with(engine, user_id, [(variant, 2)], slug=slug)
+    cart = cart_with(engine, user_id, [(other, 3)])
+    fund(shop, user_id, 100_000)
+    request = request_for(engine, cart.id)
+    answer = shop.checkout.place(user_id, request, idempotency_key="fast")
+    assert answer.value == shop.checkout.get(user_id, answer.value.id)
+    assert [len(order.lines) for order in answer.value.orders] in ([1, 1],)
+    assert all(order.hold_transfer_id is not None for order in answer.value.orders)
+    assert shop.checkout.place(user_id, request, idempotency_key="fast").value == answer.value
