@@ -114,7 +114,7 @@ def empty_cart(connection: Connection, cart_id: UUID, *, version: int) -> None:
     t = commerce_carts
     bumped = connection.execute(
         update(t).where(t.c.id == cart_id, t.c.version == version)
-        .values(version=t.c.version + 1, coupon_code=None, updated_at=_now(connection))
+        .values(version=t.c.version + 1, coupon_code=None, updated_at=func.now())
         .returning(t.c.id)
     ).first()
     if bumped is None:

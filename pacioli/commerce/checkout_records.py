@@ -108,10 +108,12 @@ def check_priced(priced, request: CheckoutRequest) -> None:
 
 
 def empty_cart_if_unchanged(connection, checkout) -> None:
-    """Empty the cart the checkout bought, unless the shopper changed it meanwhile."""
+    """Empty the cart the checkout bought, unless the shopper changed it meanwhile.
+
+    No savepoint: `empty_cart` raises only before it changed anything (its conditional
+    update matched no row), so the caller's transaction is as it was."""
     try:
-        with connection.begin_nested():
-            carts.empty_cart(connection, checkout.cart_id, version=checkout.cart_version)
+        carts.empty_cart(connection, checkout.cart_id, version=checkout.cart_version)
     except (ce.StaleCart, ce.CartNotFound):
         log.info("cart %s changed during checkout %s; not emptied", checkout.cart_id,
                  checkout.id)

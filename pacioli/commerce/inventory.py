@@ -27,6 +27,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, Row, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 
 from pacioli.commerce import errors as ce
 from pacioli.commerce.catalog_tables import (
@@ -57,17 +58,28 @@ def reserve(
     ReservationNotHeld (the id names a reservation released or expired).
     """
     wanted = _merged(lines)
-    if _already_reserved(connection, reservation_id):
-        return
-    with connection.begin_nested():
+    try:
+        _reserve(connection, reservation_id, wanted, expires_at=expires_at)
+    except IntegrityError:
+        # A line's variant does not exist (its foreign key refused it; the savepoint
+        # undid the rest): name it. Looked for only then, so a reservation costs no read.
         _check_variants_exist(connection, [variant_id for variant_id, _ in wanted])
+        raise
+
+
+def _reserve(connection: Connection, reservation_id: UUID, wanted: list[tuple[UUID, int]], *,
+             expires_at: datetime) -> None:
+    """`reserve`'s writes, in a savepoint. A retry is found by the insert's conflict, not
+    by a read first: the id of a new checkout is new, so it almost never conflicts."""
+    with connection.begin_nested():
         recorded = connection.execute(
             insert(commerce_reservations).values(
                 id=reservation_id, status="held", expires_at=expires_at, created_at=func.now(),
             ).on_conflict_do_nothing(index_elements=["id"]).returning(commerce_reservations.c.id)
         ).first()
         if recorded is None:
-            # A concurrent call with this id committed first: its reservation stands.
+            # A retry, or a concurrent call with this id that committed first: a held or
+            # committed reservation stands (a no-op); a released or expired one raises.
             _already_reserved(connection, reservation_id)
             return
         connection.execute(insert(commerce_reservation_lines), [

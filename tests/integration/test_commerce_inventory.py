@@ -94,6 +94,33 @@ def test_reserving_again_with_the_same_id_is_a_no_op(engine):
     assert stock(engine, variant) == (3, 2, 0)
 
 
+def test_reserving_again_a_released_reservation_is_refused_and_changes_nothing(engine):
+    variant = one_variant(engine, stock=5)
+    released = reserve(engine, [(variant, 2)])
+    with engine.begin() as connection:
+        inventory.release(connection, released)
+    with pytest.raises(ce.ReservationNotHeld):
+        reserve(engine, [(variant, 2)], reservation_id=released)
+    assert (status(engine, released), stock(engine, variant)) == ("released", (5, 0, 0))
+
+
+def test_an_unknown_variant_is_named_and_leaves_the_callers_transaction_usable(engine):
+    """The unknown variant is found by its foreign key's refusal, not a read first."""
+    variant, unknown = one_variant(engine, stock=5), uuid.uuid4()
+    kept, refused = uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as connection:
+        inventory.reserve(connection, kept, [(variant, 1)], expires_at=LATER)
+        with pytest.raises(ce.VariantNotFound) as raised:
+            inventory.reserve(connection, refused, [(variant, 1), (unknown, 1)],
+                              expires_at=LATER)
+        assert str(unknown) in str(raised.value)
+    assert status(engine, kept) == "held"
+    with engine.connect() as connection:
+        assert connection.execute(select(commerce_reservations.c.id).where(
+            commerce_reservations.c.id == refused)).first() is None
+    assert stock(engine, variant) == (4, 1, 0)
+
+
 def test_concurrent_reservations_with_one_id_hold_the_units_once(engine):
     variant = one_variant(engine, stock=10)
     reservation_id = uuid.uuid4()
