@@ -165,6 +165,16 @@ def test_someone_elses_cart_is_not_found_and_carts_need_credentials(api, client)
     assert me.cart()["items"][0]["quantity"] == 1
 
 
+def test_a_logged_out_token_no_longer_reaches_the_cart(api, client):
+    """Cart routes find the session through the app's session cache: logging out
+    forgets it there, so the token is refused at once."""
+    me = shopper(client)
+    cart = me.add(variant_id(product(supplier(api))), 1)
+    assert client.delete("/v1/sessions/current", headers=me.headers()).status_code == 204
+    assert_problem(me.get(f"/v1/carts/{cart['id']}"), 401, "unauthorized")
+    assert_problem(client.get("/v1/carts/current", headers=me.headers()), 401, "unauthorized")
+
+
 def test_a_guest_cart_merges_into_the_users_cart_at_login(api, client):
     shared, extra = product(supplier(api)), product(supplier(api))
     me = shopper(client)

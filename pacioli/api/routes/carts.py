@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from pacioli.api.auth import EngineDep, current_user
+from pacioli.api.auth import EngineDep, current_user_cached
 from pacioli.api.deps import ScalesDep
 from pacioli.api.errors import Unauthorized
 from pacioli.api.routes import API_PREFIX
@@ -45,15 +45,19 @@ _shopper_bearer = HTTPBearer(
 )
 
 
-def cart_access(
-    engine: EngineDep,
+async def cart_access(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_shopper_bearer)],
     cart_token: Annotated[str | None, Header(alias=CART_TOKEN_HEADER, max_length=200)] = None,
 ) -> CartAccess:
-    """The user (a valid session token) and/or guest token asking. Raises: Unauthorized."""
+    """The user (a valid session token) and/or guest token asking. Raises: Unauthorized.
+
+    An asyncio dependency: the session comes from the app's session cache when it can
+    (like every user route's, docs/users.md), so a cart request makes no thread hop and
+    no session read of its own."""
     user_id = None
     if credentials is not None:
-        user_id = current_user(engine, credentials).id
+        user_id = (await current_user_cached(request, credentials)).id
     if user_id is None and cart_token is None:
         raise Unauthorized(f"send a session token or the {CART_TOKEN_HEADER} header")
     return CartAccess(user_id=user_id, guest_token=cart_token)

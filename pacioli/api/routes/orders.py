@@ -62,8 +62,10 @@ def with_order_handlers(inner: Lifespan) -> Lifespan:
     return lifespan
 
 
-def get_order_services(request: Request) -> OrderServices:
-    """The app's services, built once per ledger (a restarted app opens a new ledger)."""
+async def get_order_services(request: Request) -> OrderServices:
+    """The app's services, built once per ledger (a restarted app opens a new ledger).
+
+    Asyncio (building them does no I/O), so a request does not hop to a thread for it."""
     app = request.app
     cached = getattr(app.state, "order_services", None)
     if cached is None or cached[0] is not app.state.ledger:
