@@ -201,11 +201,12 @@ class OrderBook(Engine):
         level.count += 1
         level.total += remaining
         self.orders[order_id] = order
-        owned = self.by_owner.get(owner)
-        if owned is None:
-            self.by_owner[owner] = {order_id: order}
-        else:
-            owned[order_id] = order
+        newest = self.by_owner.get(owner)  # index(order), inlined
+        order.newer = None
+        order.older = newest
+        if newest is not None:
+            newest.newer = order
+        self.by_owner[owner] = order
         self.sequence = seq = self.sequence + 1
         events.append((OPENED, seq, clock, order_id, owner, side, price, remaining))
         if (self.buy_stops or self.sell_stops) and self.last_price is not None:
@@ -320,14 +321,10 @@ class OrderBook(Engine):
     def cancel_all(self, command: CancelAll, events: list[tuple]) -> None:
         """Cancel the owner's live orders (on one side, if given) in order-id order."""
         side = None if command.side is None else SIDES[command.side]
-        owned = self.by_owner.get(command.owner)
-        if not owned:
-            return
-        for order_id in sorted(owned):
-            order = owned[order_id]
+        for order in self.owned(command.owner):
             if side is not None and order.side is not side:
                 continue
-            if order_id in self.orders:
+            if order.order_id in self.orders:
                 self.remove_resting(order, CANCELLED, events, True)
             else:
                 self.drop_stop(order, CANCELLED, events)
@@ -450,8 +447,7 @@ class OrderBook(Engine):
 
     def orders_of(self, owner: str) -> list[OrderView]:
         """The owner's live orders, by order id."""
-        owned = self.by_owner.get(owner, {})
-        return [self.get_order(order_id) for order_id in sorted(owned)]  # type: ignore[misc]
+        return [self.get_order(order.order_id) for order in self.owned(owner)]  # type: ignore[misc]
 
     def state_hash(self) -> str:
         """A digest of the whole state (see state_hash.py); O(orders), on demand."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import deque
+from operator import attrgetter
 
 from pacioli.matching.levels import BookSide, Level
 from pacioli.matching.market import Market
@@ -49,6 +50,7 @@ STP_CANCELLED = 2  # self-trade prevention cancelled the taker
 TAKER_CANCELLED = -1
 
 TAPE_LENGTH = 1000
+BY_ORDER_ID = attrgetter("order_id")
 
 
 def outcome(ended: int, remaining: int, funds: int | None, can_rest: bool) -> str | None:
@@ -77,7 +79,9 @@ class Engine:
         self.asks = BookSide(is_bid=False)
         self.orders: dict[int, Order] = {}  # resting orders by id
         self.stops: dict[int, Order] = {}  # stops waiting for their price, by id
-        self.by_owner: dict[str, dict[int, Order]] = {}  # live orders (both kinds) per owner
+        # Each owner's newest live order (resting or a stop); the rest are linked from it
+        # (`Order.newer`, `Order.older`).
+        self.by_owner: dict[str, Order] = {}
         self.expiries: list[tuple[int, int]] = []  # heap of (expires_at, order_id), lazy
         self.buy_stops: list[tuple[int, int]] = []  # heap of (stop_price, order_id), lazy
         self.sell_stops: list[tuple[int, int]] = []  # heap of (-stop_price, order_id), lazy
@@ -202,10 +206,18 @@ class Engine:
                     level.count -= 1
                     maker.live = False
                     del orders[maker_id]
-                    owned = by_owner[maker_owner]
-                    del owned[maker_id]
-                    if not owned:
-                        del by_owner[maker_owner]
+                    newer = maker.newer  # unindex(maker), inlined
+                    older = maker.older
+                    if newer is None:
+                        if older is None:
+                            del by_owner[maker_owner]
+                        else:
+                            by_owner[maker_owner] = older
+                            older.newer = None
+                    else:
+                        newer.older = older
+                        if older is not None:
+                            older.newer = newer
                     seq += 1
                     record((LEFT, seq, ts, maker_id, maker_owner, maker.side, level_price, 0,
                             FILLED, True))
@@ -306,12 +318,7 @@ class Engine:
         level.count += 1
         level.total += remaining
         self.orders[order_id] = order
-        by_owner = self.by_owner
-        owned = by_owner.get(owner)
-        if owned is None:
-            by_owner[owner] = {order_id: order}
-        else:
-            owned[order_id] = order
+        self.index(order)
         self.sequence = seq = self.sequence + 1
         events.append((OPENED, seq, self.clock, order_id, owner, side, price, remaining))
 
@@ -348,11 +355,18 @@ class Engine:
         elif len(level.orders) > 2 * level.count + 8:
             level.compact()
         del self.orders[order_id]
-        by_owner = self.by_owner
-        owned = by_owner[owner]
-        del owned[order_id]
-        if not owned:
-            del by_owner[owner]
+        newer = order.newer  # unindex(order), inlined
+        older = order.older
+        if newer is None:
+            if older is None:
+                del self.by_owner[owner]
+            else:
+                self.by_owner[owner] = older
+                older.newer = None
+        else:
+            newer.older = older
+            if older is not None:
+                older.newer = newer
         self.sequence = seq = self.sequence + 1
         events.append((LEFT, seq, self.clock, order_id, owner, side, price, remaining, reason,
                        public))
@@ -368,14 +382,41 @@ class Engine:
         order.live = False
         events.append((ENDED, order.order_id, order.owner, reason, remaining, order.funds))
 
+    # The per-owner lists (see `Order.newer`). The taker loop, `remove_resting` and
+    # `OrderBook.apply_place` write these out inline.
+
     def index(self, order: Order) -> None:
-        owned = self.by_owner.get(order.owner)
-        if owned is None:
-            owned = self.by_owner[order.owner] = {}
-        owned[order.order_id] = order
+        """Put a live order at the head of its owner's list (it is the newest)."""
+        owner = order.owner
+        newest = self.by_owner.get(owner)
+        order.newer = None
+        order.older = newest
+        if newest is not None:
+            newest.newer = order
+        self.by_owner[owner] = order
 
     def unindex(self, order: Order) -> None:
-        owned = self.by_owner[order.owner]
-        del owned[order.order_id]
-        if not owned:
-            del self.by_owner[order.owner]
+        """Take an order out of its owner's list (it stays linked to nothing live)."""
+        newer = order.newer
+        older = order.older
+        if newer is None:
+            if older is None:
+                del self.by_owner[order.owner]
+            else:
+                self.by_owner[order.owner] = older
+                older.newer = None
+        else:
+            newer.older = older
+            if older is not None:
+                older.newer = newer
+
+    def owned(self, owner: str) -> list[Order]:
+        """The owner's live orders (resting and stops), by order id."""
+        orders = []
+        order = self.by_owner.get(owner)
+        while order is not None:
+            orders.append(order)
+            order = order.older
+        # Not by order id: an amended order or a triggered stop-limit rejoins at the head.
+        orders.sort(key=BY_ORDER_ID)
+        return orders

@@ -111,11 +111,16 @@ class Order:
     `filled` is `size - remaining - cancelled` (kept as that difference, so a fill changes
     only `remaining`). A market buy by funds has no size: it spends `funds` (quote minor
     units) instead, and never rests, so it needs no `filled` (its fills are in the results).
+
+    `newer` and `older` link the live orders of one owner in this book, newest first (the
+    book's `by_owner` holds the newest): cancel-all and `orders_of` walk the list, and an
+    order leaves it in O(1) without a dict per owner.
     """
 
     __slots__ = (
         "order_id", "owner", "side", "type", "price", "stop_price", "size", "remaining",
-        "cancelled", "funds", "tif", "expires_at", "post_only", "stp", "ts", "live",
+        "cancelled", "funds", "tif", "expires_at", "post_only", "stp", "ts", "live", "newer",
+        "older",
     )
 
     def __init__(
@@ -139,6 +144,8 @@ class Order:
         self.stp = stp
         self.ts = ts
         self.live = True  # False once off the book: the level's queue drops it lazily
+        self.newer: Order | None = None  # the owner's next newer live order
+        self.older: Order | None = None  # the owner's next older live order
 
     @property
     def filled(self) -> int:
