@@ -51,6 +51,18 @@ def test_cancel_all_cancels_every_live_order_of_the_owner_in_id_order():
     assert s.bids() == [(3, 1, 100)] and s.asks() == []
 
 
+def test_cancel_all_goes_in_id_order_after_an_amend_moved_an_order_to_the_back():
+    s = Scenario()
+    s.buy("a", 1, 100)
+    s.buy("a", 1, 100)
+    s.buy("a", 1, 100)
+    s.amend("a", 1, price=99)  # order 1 is now the owner's most recently rested
+    s.amend("a", 2, size=2)  # and order 2 after it
+    assert [view.order_id for view in s.book.orders_of("a")] == [1, 2, 3]
+    assert [order_id for order_id, _, _ in done(s.cancel_all("a"))] == [1, 2, 3]
+    assert s.book.orders_of("a") == [] and s.bids() == []
+
+
 def test_cancel_all_of_one_side():
     s = Scenario()
     s.buy("a", 1, 100)
