@@ -33,6 +33,7 @@ from pacioli.matching.orders import (
     PlaceOrder,
     Side,
     TimeInForce,
+    new_order,
     view_of,
 )
 from pacioli.matching.refusals import (
@@ -60,6 +61,7 @@ from pacioli.matching.results import (
     Result,
     accepted,
     match_message,
+    refused,
 )
 from pacioli.matching.state_hash import state_hash
 
@@ -67,7 +69,6 @@ LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
 STOP, STOP_LIMIT = OrderType.STOP, OrderType.STOP_LIMIT
 GTC, GTT, IOC, FOK = TimeInForce.GTC, TimeInForce.GTT, TimeInForce.IOC, TimeInForce.FOK
 BUY, SELL = Side.BUY, Side.SELL
-NEW_ORDER = object.__new__
 BY_ORDER_ID = attrgetter("order_id")
 
 # What runs an accepted command: the command and its `Result.events`.
@@ -90,39 +91,21 @@ class OrderBook(Engine):
         }
 
     def apply(self, command: Command) -> Result:
-        """Run one command; a business refusal comes back as `Result(accepted=False)`."""
-        kind = type(command)
-        if kind is PlaceOrder:
-            return self.apply_place(command)
-        if kind is CancelOrder:
-            return self.apply_cancel(command)  # type: ignore[arg-type]
-        return self.run(command, refusal(self, command), self.handlers.get(kind))
-
-    def run(self, command: Command, reject: Reject | None, handler: Handler | None) -> Result:
-        """The steps of every command, once its checks gave `reject`: a refusal changes
-        nothing; otherwise the clock, the expiries due, the command, the stops reached."""
-        if reject is not None:
-            return Result((), reject)
-        events: list[tuple] = []
-        if command.ts > self.clock:
-            self.clock = command.ts
-        if self.expiries and self.expiries[0][0] <= self.clock:
-            self.expire(events)
-        handler(command, events)  # type: ignore[misc]
-        if (self.buy_stops or self.sell_stops) and self.last_price is not None:
-            self.trigger_stops(events)
-        return accepted(events)
-
-    def apply_place(self, command: PlaceOrder) -> Result:
-        """Place an order: a plain GTC limit order inline, anything else through `run`.
+        """Run one command; a business refusal comes back as `Result(accepted=False)`.
 
         Most commands are plain GTC limit orders, and most of those rest without taking,
-        so their path is written out here in one piece: one test of all their fields (the
-        same checks as `place_refusal`'s, which passes exactly these orders), then `run`'s
-        steps, `place`'s matching and `rest` inline, and the `Order` built without a
-        class call. Everything else (other types, post-only, values rather than members,
-        anything `place_refusal` may refuse) takes the general path.
+        so their path is written out here in one piece (a call costs as much as a dozen
+        lines here): one test of all their fields (the same checks as `place_refusal`'s,
+        which passes exactly these orders), then `run`'s steps, `place`'s matching and
+        `rest` inline, and the `Order` and `Result` built without an `__init__` call.
+        Everything else (other types, post-only, values rather than members, anything
+        `place_refusal` may refuse) takes the general path, `run` with `place`.
         """
+        kind = type(command)
+        if kind is not PlaceOrder:
+            if kind is CancelOrder:
+                return self.apply_cancel(command)  # type: ignore[arg-type]
+            return self.run(command, refusal(self, command), self.handlers.get(kind))
         ts = command.ts
         order_id = command.order_id
         owner = command.owner
@@ -140,7 +123,7 @@ class OrderBook(Engine):
             and price > 0 and not price % market.tick
             and size >= market.min_size and not size % market.size_increment
         ):
-            return self.run(command, place_refusal(self, command), self.place)
+            return self.run(command, place_refusal(self, command), self.place)  # type: ignore[arg-type]
         # From here the order is accepted: nothing below may fail.
         events: list[tuple] = []
         clock = self.clock
@@ -173,9 +156,13 @@ class OrderBook(Engine):
                                None))
                 if (self.buy_stops or self.sell_stops) and self.last_price is not None:
                     self.trigger_stops(events)
-                return accepted(events)
+                result = Result()  # accepted(events), inlined
+                result.events = events
+                result.reject = None
+                result.built = None
+                return result
         # The rest rests: `new_order` and `rest`, inlined.
-        order = NEW_ORDER(Order)  # Order(...), without the cost of an __init__ call
+        order = Order()  # see Order: its fields are set here, inline
         order.order_id = order_id
         order.owner = owner
         order.side = side
@@ -209,6 +196,25 @@ class OrderBook(Engine):
         self.by_owner[owner] = order
         self.sequence = seq = self.sequence + 1
         events.append((OPENED, seq, clock, order_id, owner, side, price, remaining))
+        if (self.buy_stops or self.sell_stops) and self.last_price is not None:
+            self.trigger_stops(events)
+        result = Result()  # accepted(events), inlined
+        result.events = events
+        result.reject = None
+        result.built = None
+        return result
+
+    def run(self, command: Command, reject: Reject | None, handler: Handler | None) -> Result:
+        """The steps of every command, once its checks gave `reject`: a refusal changes
+        nothing; otherwise the clock, the expiries due, the command, the stops reached."""
+        if reject is not None:
+            return refused(reject)
+        events: list[tuple] = []
+        if command.ts > self.clock:
+            self.clock = command.ts
+        if self.expiries and self.expiries[0][0] <= self.clock:
+            self.expire(events)
+        handler(command, events)  # type: ignore[misc]
         if (self.buy_stops or self.sell_stops) and self.last_price is not None:
             self.trigger_stops(events)
         return accepted(events)
@@ -295,7 +301,7 @@ class OrderBook(Engine):
         self, command: PlaceOrder, side: Side, type_: OrderType, tif: TimeInForce
     ) -> Order:
         """The book's record of a placed order (side, type and tif already canonical)."""
-        return Order(
+        return new_order(
             command.order_id, command.owner, side, type_, command.price, command.stop_price,
             command.size or 0, command.funds, tif, command.expires_at, command.post_only,
             SELF_TRADE_MODES[command.stp], self.clock,
@@ -459,7 +465,7 @@ def replace_order(order: Order, *, price: int, size: int) -> Order:
 
     A larger size adds to what was placed; a smaller one is cancelled quantity.
     """
-    copy = Order(
+    copy = new_order(
         order.order_id, order.owner, order.side, order.type, price, order.stop_price,
         order.size, order.funds, order.tif, order.expires_at, order.post_only, order.stp,
         order.ts,

@@ -198,7 +198,7 @@ class Engine:
                 seq += 1
                 maker_id = maker.order_id
                 event = (MATCHED, seq, ts, level_price, size, base_unit, order_id, owner, side,
-                         maker_id, maker_owner)
+                         maker_id, maker_owner, maker_left)
                 record(event)
                 tape(event)
                 if maker_left == 0:  # pop_maker(maker, level, FILLED, events), inlined
@@ -218,9 +218,7 @@ class Engine:
                         newer.older = older
                         if older is not None:
                             older.newer = newer
-                    seq += 1
-                    record((LEFT, seq, ts, maker_id, maker_owner, maker.side, level_price, 0,
-                            FILLED, True))
+                    seq += 1  # the maker's `done` message: the MATCHED event stands for it
                 if remaining == 0 and not by_funds:
                     ended = COMPLETE
                     break

@@ -171,7 +171,10 @@ class Changed:
 # An order rests: (OPENED, sequence, ts, order_id, owner, side, price, size).
 OPENED = 0
 # A trade: (MATCHED, sequence, ts, price, size, base_unit, taker_order_id, taker_owner,
-#  taker_side, maker_order_id, maker_owner); base_unit (the market's) gives the quote amount.
+#  taker_side, maker_order_id, maker_owner, maker_left); base_unit (the market's) gives the
+#  quote amount. maker_left is the maker's open size after the trade: when it is 0 the maker
+#  is filled, and the event also stands for the maker's LEFT (reason filled, sequence + 1),
+#  so the taker loop records one event per fill instead of two.
 MATCHED = 1
 # A resting order leaves the book: (LEFT, sequence, ts, order_id, owner, side, price,
 #  remaining_size, reason, public); not public: an amend that lost its place (no `Done`).
@@ -191,7 +194,7 @@ BUY, SELL = Side.BUY, Side.SELL
 
 def match_message(event: tuple) -> MatchMessage:
     """The `match` message of a MATCHED event (the maker is on the other side)."""
-    _, seq, ts, price, size, _, taker_id, _, taker_side, maker_id, _ = event
+    _, seq, ts, price, size, _, taker_id, _, taker_side, maker_id, _, _ = event
     return MatchMessage(seq, ts, maker_id, taker_id, SELL if taker_side is BUY else BUY,
                         price, size)
 
@@ -209,14 +212,17 @@ class Result:
     - `md`: the market-data messages, numbered, that this command produced.
 
     All six are built together from `events` on the first read, then kept.
+
+    Built by `accepted(events)` or `refused(reject)`: the class has no `__init__`, because
+    every command makes a `Result` and a class call without one costs a third less (the
+    book's hot paths set the three fields inline).
     """
 
     __slots__ = ("reject", "events", "built")
 
-    def __init__(self, events: list[tuple] | tuple = (), reject: Reject | None = None) -> None:
-        self.reject = reject
-        self.events = events
-        self.built: tuple[list, ...] | None = None
+    reject: Reject | None
+    events: list[tuple] | tuple
+    built: tuple[list, ...] | None
 
     @property
     def accepted(self) -> bool:
@@ -258,10 +264,14 @@ class Result:
             kind = event[0]
             if kind == MATCHED:
                 (_, seq, ts, price, size, base_unit, taker_id, taker_owner, taker_side,
-                 maker_id, maker_owner) = event
+                 maker_id, maker_owner, maker_left) = event
                 fills.append(Fill(seq, ts, price, size, -(-(price * size) // base_unit),
                                   taker_id, taker_owner, taker_side, maker_id, maker_owner))
                 md.append(match_message(event))
+                if maker_left == 0:  # the maker is filled: its LEFT, folded into this event
+                    maker_side = SELL if taker_side is BUY else BUY
+                    md.append(DoneMessage(seq + 1, ts, maker_id, maker_side, price, 0, FILLED))
+                    done.append(Done(maker_id, maker_owner, FILLED, 0))
             elif kind == OPENED:
                 _, seq, ts, order_id, owner, side, price, size = event
                 opened.append(Opened(order_id, owner, side, price, size))
@@ -293,14 +303,19 @@ class Result:
         )
 
 
-NEW_RESULT = object.__new__
-
-
 def accepted(events: list[tuple]) -> Result:
-    """The `Result` of an accepted command: `Result(events)`, without the cost of an
-    `__init__` call (every command makes one)."""
-    result = NEW_RESULT(Result)
+    """The `Result` of an accepted command that recorded `events`."""
+    result = Result()
     result.events = events
     result.reject = None
+    result.built = None
+    return result
+
+
+def refused(reject: Reject) -> Result:
+    """The `Result` of a refused command: it changed nothing."""
+    result = Result()
+    result.events = ()
+    result.reject = reject
     result.built = None
     return result
