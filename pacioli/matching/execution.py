@@ -295,7 +295,7 @@ class Engine:
                        level.price, remaining, reason, True))
 
     def rest(self, order: Order, events: list[tuple]) -> None:
-        """Put the rest of a limit order on the book (BookSide.add and index, inlined)."""
+        """Put the rest of a limit order on the book (BookSide.add, inlined)."""
         order_id = order.order_id
         side = order.side
         price = order.price

@@ -5,7 +5,7 @@ both sides the best level has the LARGEST key and sits at the end of `keys`: fin
 is `keys[-1]`, and removing it when it empties is `keys.pop()`. A new level is inserted
 with `bisect.insort` (a memmove in C; new levels appear near the best price). A taker
 crosses a level when the level's key is >= the taker's limit key (same sign rule).
-Adding and removing orders is written out inline where it happens (`OrderBook.place`,
+Adding and removing orders is written out inline where it happens (`OrderBook.apply`,
 `Engine.rest`, `Engine.remove_resting`, the taker loop): it is most of what a book does.
 
 A level's orders are a deque in time priority. Cancelling marks the order dead
