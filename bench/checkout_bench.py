@@ -110,17 +110,20 @@ def run(options: argparse.Namespace, url: str) -> dict:
                                         timeout=30).json()["id"]
         _progress(f"reference: P2P payments, {options.clients} clients, {REFERENCE_SECONDS} s")
         reference = _reference(base_url, users, options)
+        postmaster = _postmaster_pid(url)
         server_cpu_before = api_bench._cpu_seconds(server.pid)
+        db_cpu_before = _db_cpu_seconds(postmaster)
         _progress(f"checkouts: {options.clients} clients for {options.seconds} s")
         results = _load(base_url, users, variants, hot, options)
         server_cpu = api_bench._cpu_seconds(server.pid) - server_cpu_before
+        db_cpu = _db_cpu_seconds(postmaster) - db_cpu_before
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    return _summary(options, url, results, reference, hot, server_cpu)
+    return _summary(options, url, results, reference, hot, server_cpu, db_cpu)
 
 
-def _summary(options, url, results, reference, hot, server_cpu) -> dict:
+def _summary(options, url, results, reference, hot, server_cpu, db_cpu) -> dict:
     checkout_ms = sorted(ms for r in results for ms in r["checkout_ms"])
     cycle_ms = sorted(ms for r in results for ms in r["cycle_ms"])
     counts = {key: sum(r[key] for r in results) for key in ("out_of_stock", "errors")}
@@ -133,6 +136,7 @@ def _summary(options, url, results, reference, hot, server_cpu) -> dict:
     p50, p99 = api_bench._percentile(checkout_ms, 50), api_bench._percentile(checkout_ms, 99)
     cycle_p99 = api_bench._percentile(cycle_ms, 99)
     client_cpu = sum(r["cpu_seconds"] for r in results)
+    paid = max(1, len(checkout_ms))
     print(f"\nCheckouts through HTTP: {options.clients} clients, {options.products} products"
           f" (+1 with {options.hot_stock} units), {options.seconds} s")
     print(f"  paid checkouts/s   {rate:9.1f}   (target {TARGET_CHECKOUTS_PER_S})")
@@ -141,6 +145,10 @@ def _summary(options, url, results, reference, hot, server_cpu) -> dict:
     print(f"  out_of_stock       {counts['out_of_stock']:9d}   (the hot product ran out)")
     print(f"  errors             {counts['errors']:9d}   {kinds}")
     print(f"  server cpu         {server_cpu / options.seconds:9.2f} cores")
+    print(f"  server cpu / paid  {1000 * server_cpu / paid:9.1f} ms   (add + checkout)")
+    if db_cpu is not None:
+        print(f"  database cpu       {db_cpu / options.seconds:9.2f} cores,"
+              f" {1000 * db_cpu / paid:.1f} ms per paid checkout")
     print(f"  client cpu         {client_cpu / options.seconds:9.2f} cores")
     print(f"  reference: P2P payments/s {reference['rps']:.1f}, p99 {reference['p99_ms']:.1f} ms"
           " (same clients, same server)")
@@ -151,6 +159,8 @@ def _summary(options, url, results, reference, hot, server_cpu) -> dict:
         "out_of_stock": counts["out_of_stock"], "errors": counts["errors"],
         "clients": options.clients, "seconds": options.seconds,
         "server_cpu_cores": round(server_cpu / options.seconds, 2),
+        "server_cpu_ms_per_checkout": round(1000 * server_cpu / paid, 1),
+        "db_cpu_ms_per_checkout": None if db_cpu is None else round(1000 * db_cpu / paid, 1),
         "client_cpu_cores": round(client_cpu / options.seconds, 2),
         "reference_p2p_rps": round(reference["rps"], 1),
         "reference_p2p_p99_ms": round(reference["p99_ms"], 1),
@@ -187,6 +197,33 @@ def _list_products(url: str, count: int, hot_stock: int) -> tuple[list[str], str
     finally:
         engine.dispose()
     return variants[:-1], variants[-1]
+
+
+def _postmaster_pid(url: str) -> int | None:
+    """The PostgreSQL server's process id, when it runs on this machine (else None)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            data_directory = connection.execute(text("SHOW data_directory")).scalar_one()
+        return int(Path(data_directory, "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None  # Another machine's server, or not readable: no database CPU figure.
+    finally:
+        engine.dispose()
+
+
+def _db_cpu_seconds(postmaster: int | None) -> float | None:
+    """CPU time of the database server: the postmaster, its live backends and the ones
+    it has reaped (cutime, cstime). On a server other databases share it counts theirs too;
+    the embedded server the bench starts serves only the bench."""
+    if postmaster is None:
+        return None
+    try:
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    return api_bench._cpu_seconds(postmaster) + reaped
 
 
 def _auth(user: dict, key: str | None = None) -> dict[str, str]:

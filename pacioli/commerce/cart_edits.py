@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, Row, delete, exists, func, select, update
@@ -26,7 +27,7 @@ from pacioli.commerce.carts import (
     load_cart,
     token_digest,
     user_cart,
-    visible_cart,
+    visible_cart_query,
 )
 from pacioli.commerce.catalog_tables import (
     commerce_cart_items,
@@ -36,6 +37,10 @@ from pacioli.commerce.catalog_tables import (
 )
 from pacioli.commerce.resellers import catalog_margin, shared_catalog
 from pacioli.ledger.domain.ids import uuid7
+
+T = TypeVar("T")
+# What an edit answers, built from the cart's new row in the edit's transaction.
+Answer = Callable[[Connection, Row], T]
 
 QUANTITY_MAX = 1000
 REGION_LENGTH_MAX = 64
@@ -52,27 +57,33 @@ class Merge:
 
 def add_item(engine: Engine, cart_id: UUID, access: CartAccess, *, variant_id: UUID,
              quantity: int, catalog_slug: str | None = None, expected_version: int | None = None,
-             idle_seconds: int) -> Cart:
+             idle_seconds: int, answer: Answer[T] = load_cart) -> T:
     """Add units of a variant (to its line if the cart has one), optionally through a
-    reseller's shared catalog. Raises: CartNotFound, CartNotActive, StaleCart,
-    InvalidCommerceRequest (quantity < 1), VariantNotFound, ProductUnavailable,
-    CatalogNotFound, ProductNotInCatalog, CurrencyMismatch, OutOfStock."""
+    reseller's shared catalog; `answer` of the cart as it then is (the Cart by default;
+    the cart routes pass `cart_view.viewer`, so the view is read in the same transaction).
+
+    Raises: CartNotFound, CartNotActive, StaleCart, InvalidCommerceRequest (quantity < 1),
+    VariantNotFound, ProductUnavailable, CatalogNotFound, ProductNotInCatalog,
+    CurrencyMismatch, OutOfStock."""
     _check_quantity(quantity)
 
-    def change(connection: Connection, cart: Row) -> None:
+    def change(connection: Connection, cart: Row) -> dict:
         variant = _sellable_variant(connection, variant_id)
         catalog_id = None
         if catalog_slug is not None:
             catalog_id = shared_catalog(connection, catalog_slug).id
             catalog_margin(connection, catalog_id, variant.product_id)
-        if _has_items(connection, cart.id) and cart.currency != variant.currency:
+        i = commerce_cart_items
+        lines = connection.execute(
+            select(i.c.id, i.c.variant_id, i.c.quantity).where(i.c.cart_id == cart.id)
+        ).all()
+        if lines and cart.currency != variant.currency:
             raise ce.CurrencyMismatch(
                 f"the cart is in {cart.currency}; this product is in {variant.currency}"
             )
-        line = _line_of_variant(connection, cart.id, variant_id)
+        line = next((line for line in lines if line.variant_id == variant_id), None)
         total = quantity + (int(line.quantity) if line is not None else 0)
         _check_stock(variant, total)
-        i = commerce_cart_items
         if line is None:
             connection.execute(insert(i).values(
                 id=uuid7(), cart_id=cart.id, variant_id=variant_id, catalog_id=catalog_id,
@@ -84,10 +95,9 @@ def add_item(engine: Engine, cart_id: UUID, access: CartAccess, *, variant_id: U
             if catalog_id is not None:
                 values["catalog_id"] = catalog_id
             connection.execute(update(i).where(i.c.id == line.id).values(**values))
-        connection.execute(update(commerce_carts).where(commerce_carts.c.id == cart.id)
-                           .values(currency=variant.currency))
+        return {"currency": variant.currency}
 
-    return _edit(engine, cart_id, access, expected_version, change, idle_seconds)
+    return _edit(engine, cart_id, access, expected_version, change, idle_seconds, answer)
 
 
 def set_quantity(engine: Engine, cart_id: UUID, access: CartAccess, line_id: UUID, *,
@@ -110,13 +120,11 @@ def remove_item(engine: Engine, cart_id: UUID, access: CartAccess, line_id: UUID
                 expected_version: int, idle_seconds: int) -> Cart:
     """Raises: CartNotFound, CartItemNotFound, StaleCart, CartNotActive."""
 
-    def change(connection: Connection, cart: Row) -> None:
+    def change(connection: Connection, cart: Row) -> dict | None:
         _line(connection, cart.id, line_id)
         i = commerce_cart_items
         connection.execute(delete(i).where(i.c.id == line_id))
-        if not _has_items(connection, cart.id):
-            connection.execute(update(commerce_carts).where(commerce_carts.c.id == cart.id)
-                               .values(currency=None))
+        return None if _has_items(connection, cart.id) else {"currency": None}
 
     return _edit(engine, cart_id, access, expected_version, change, idle_seconds)
 
@@ -144,13 +152,12 @@ def apply_coupon(engine: Engine, cart_id: UUID, access: CartAccess, *, code: str
     CouponExhausted, CouponNotApplicable (another currency).
     """
 
-    def change(connection: Connection, cart: Row) -> None:
+    def change(connection: Connection, cart: Row) -> dict:
         row = promotions.check_coupon(connection, code, user_id=cart.user_id,
                                       now=datetime.now(UTC))
         if row.currency is not None and cart.currency not in (None, row.currency):
             raise ce.CouponNotApplicable(f"coupon {row.code} is for {row.currency} carts")
-        connection.execute(update(commerce_carts).where(commerce_carts.c.id == cart.id)
-                           .values(coupon_code=row.code))
+        return {"coupon_code": row.code}
 
     return _edit(engine, cart_id, access, expected_version, change, idle_seconds)
 
@@ -159,9 +166,8 @@ def remove_coupon(engine: Engine, cart_id: UUID, access: CartAccess, *, expected
                   idle_seconds: int) -> Cart:
     """Raises: CartNotFound, StaleCart, CartNotActive."""
 
-    def change(connection: Connection, cart: Row) -> None:
-        connection.execute(update(commerce_carts).where(commerce_carts.c.id == cart.id)
-                           .values(coupon_code=None))
+    def change(connection: Connection, cart: Row) -> dict:
+        return {"coupon_code": None}
 
     return _edit(engine, cart_id, access, expected_version, change, idle_seconds)
 
@@ -173,9 +179,8 @@ def set_region(engine: Engine, cart_id: UUID, access: CartAccess, *, region: str
     if region is not None and not 0 < len(region) <= REGION_LENGTH_MAX:
         raise ce.InvalidCommerceRequest(f"a region is 1 to {REGION_LENGTH_MAX} characters")
 
-    def change(connection: Connection, cart: Row) -> None:
-        connection.execute(update(commerce_carts).where(commerce_carts.c.id == cart.id)
-                           .values(region=region))
+    def change(connection: Connection, cart: Row) -> dict:
+        return {"region": region}
 
     return _edit(engine, cart_id, access, expected_version, change, idle_seconds)
 
@@ -227,12 +232,21 @@ def merge_guest_cart(engine: Engine, user_id: UUID, guest_token: str, *,
 
 
 def _edit(engine: Engine, cart_id: UUID, access: CartAccess, expected_version: int | None,
-          change: Callable[[Connection, Row], None], idle_seconds: int) -> Cart:
-    """Lock the cart, check its state and version, apply `change`, bump the version."""
+          change: Callable[[Connection, Row], dict | None], idle_seconds: int,
+          answer: Answer[T] = load_cart) -> T:
+    """Lock the cart, check its state and version, apply `change`, bump the version
+    (setting the cart's columns `change` returns in the same update); `answer` of the
+    cart's new row, in the same transaction."""
     t = commerce_carts
     with engine.begin() as connection:
-        cart = visible_cart(connection, cart_id, access, for_update=True)
-        now = connection.execute(select(func.now())).scalar_one()
+        # The database's clock, read with the lock, so every process ages carts alike.
+        cart = connection.execute(
+            visible_cart_query(cart_id, access).add_columns(func.now().label("db_now"))
+            .with_for_update(of=t)
+        ).first()
+        if cart is None:
+            raise ce.CartNotFound(f"no cart {cart_id}")
+        now = cart.db_now
         # An idle cart the expiry job has not reached yet is expired all the same (the
         # job or the owner's next read marks it).
         if cart.status == "active" and cart.updated_at < now - timedelta(seconds=idle_seconds):
@@ -243,12 +257,12 @@ def _edit(engine: Engine, cart_id: UUID, access: CartAccess, expected_version: i
             raise ce.StaleCart(
                 f"cart {cart_id} is at version {cart.version}, not {expected_version}"
             )
-        change(connection, cart)
+        values = change(connection, cart) or {}
         row = connection.execute(
             update(t).where(t.c.id == cart_id)
-            .values(version=t.c.version + 1, updated_at=now).returning(t)
+            .values(version=t.c.version + 1, updated_at=now, **values).returning(t)
         ).one()
-        return load_cart(connection, row)
+        return answer(connection, row)
 
 
 def _sellable_variant(connection: Connection, variant_id: UUID) -> Row:

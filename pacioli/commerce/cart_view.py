@@ -8,15 +8,18 @@ shopper saw with a fresh pricing (`price_changed`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row, select
 
-from pacioli.commerce.carts import Cart, get_cart
-from pacioli.commerce.pricing import PricedCart, price_cart
-from pacioli.commerce.pricing_inputs import cart_lines_query, line_is_sellable
+from pacioli.commerce import errors as ce
+from pacioli.commerce.carts import Cart, CartItem
+from pacioli.commerce.catalog_tables import commerce_carts
+from pacioli.commerce.pricing import PricedCart, compute
+from pacioli.commerce.pricing_inputs import cart_line_rows, line_is_sellable, load_inputs
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +49,45 @@ class CartView:
     priced: PricedCart
 
 
-def view_cart(connection: Connection, cart_id: UUID, *, now: datetime) -> CartView:
-    """Raises: CartNotFound."""
-    cart = get_cart(connection, cart_id)
-    lines = tuple(_line(row) for row in connection.execute(cart_lines_query(cart_id)))
-    return CartView(cart, lines, price_cart(connection, cart_id, now=now))
+def view_cart(connection: Connection, cart_id: UUID, *, now: datetime,
+              cart_row=None) -> CartView:
+    """Raises: CartNotFound.
+
+    Two reads (the lines with what prices them, then the price terms) besides the cart's
+    row, which a caller that has it (an edit's `UPDATE ... RETURNING`) passes as
+    `cart_row`: the cart's items, the lines shown and the price come from the same rows.
+    """
+    if cart_row is None:
+        cart_row = connection.execute(
+            select(commerce_carts).where(commerce_carts.c.id == cart_id)
+        ).first()
+        if cart_row is None:
+            raise ce.CartNotFound(f"no cart {cart_id}")
+    rows = cart_line_rows(connection, cart_id)
+    cart = Cart(
+        id=cart_row.id, user_id=cart_row.user_id, status=cart_row.status,
+        currency=cart_row.currency, region=cart_row.region, coupon_code=cart_row.coupon_code,
+        version=int(cart_row.version), created_at=cart_row.created_at,
+        updated_at=cart_row.updated_at,
+        items=tuple(
+            CartItem(row.line_id, row.variant_id, row.catalog_id, int(row.quantity),
+                     row.saved_for_later, row.added_at)
+            for row in rows
+        ),
+    )
+    priced = compute(load_inputs(connection, cart_id, now=now, cart=cart_row, line_rows=rows))
+    return CartView(cart, tuple(_line(row) for row in rows), priced)
+
+
+def viewer(now: datetime) -> Callable[[Connection, Row], CartView]:
+    """A cart edit's answer (cart_edits' `answer`): the view of the cart from the row the
+    edit's update returned, read in the edit's transaction (no second transaction, and
+    the cart's row is not read again)."""
+
+    def view(connection: Connection, row: Row) -> CartView:
+        return view_cart(connection, row.id, now=now, cart_row=row)
+
+    return view
 
 
 def _line(row) -> LineView:

@@ -86,6 +86,16 @@ def visible_cart(connection: Connection, cart_id: UUID, access: CartAccess, *,
 
     Raises: CartNotFound (also for someone else's cart).
     """
+    query = visible_cart_query(cart_id, access)
+    row = connection.execute(query.with_for_update() if for_update else query).first()
+    if row is None:
+        raise ce.CartNotFound(f"no cart {cart_id}")
+    return row
+
+
+def visible_cart_query(cart_id: UUID, access: CartAccess):
+    """The query of the cart's row if `access` may see it. Raises: CartNotFound (no
+    access at all)."""
     t = commerce_carts
     owned = []
     if access.user_id is not None:
@@ -94,11 +104,7 @@ def visible_cart(connection: Connection, cart_id: UUID, access: CartAccess, *,
         owned.append(t.c.guest_token_hash == token_digest(access.guest_token))
     if not owned:
         raise ce.CartNotFound(f"no cart {cart_id}")
-    query = select(t).where(t.c.id == cart_id, or_(*owned))
-    row = connection.execute(query.with_for_update() if for_update else query).first()
-    if row is None:
-        raise ce.CartNotFound(f"no cart {cart_id}")
-    return row
+    return select(t).where(t.c.id == cart_id, or_(*owned))
 
 
 def load_cart(connection: Connection, row: Row) -> Cart:

@@ -8,54 +8,65 @@ cart shows them; checkout refuses them). Saved-for-later lines are never priced.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, select
 
 from pacioli.commerce import errors as ce
-from pacioli.commerce import promotions
-from pacioli.commerce.catalog_tables import (
-    commerce_cart_items,
-    commerce_carts,
-    commerce_catalog_items,
-    commerce_catalogs,
-    commerce_products,
-    commerce_shipping_rates,
-    commerce_variants,
-)
-from pacioli.commerce.price_terms import CartInputs, LineInput, ShippingRate
-from pacioli.commerce.taxes import tax_rates_for
+from pacioli.commerce import plain_sql, promotions
+from pacioli.commerce.catalog_tables import commerce_carts
+from pacioli.commerce.price_terms import CartInputs, Discount, LineInput, ShippingRate
 
 ANY = "*"
 
+# The cart's lines joined to what prices them (the catalog columns are None for lines
+# added outside a reseller's catalog); plain SQL (plain_sql.py says why).
+CART_LINES_SQL = """
+SELECT i.id AS line_id, i.variant_id, i.catalog_id, i.quantity, i.saved_for_later,
+       i.added_at, v.product_id, v.sku, v.size, v.colour, v.price_minor, v.stock_available,
+       v.active AS variant_active, p.supplier_id, p.name, p.brand, p.category, p.currency,
+       p.image_urls, p.active AS product_active, c.reseller_id,
+       c.active AS catalog_active, c.slug AS catalog_slug, ci.margin_minor
+FROM commerce_cart_items i
+JOIN commerce_variants v ON v.id = i.variant_id
+JOIN commerce_products p ON p.id = v.product_id
+LEFT JOIN commerce_catalogs c ON c.id = i.catalog_id
+LEFT JOIN commerce_catalog_items ci
+       ON ci.catalog_id = i.catalog_id AND ci.product_id = v.product_id
+WHERE i.cart_id = %(cart_id)s
+ORDER BY i.id
+"""
 
-def cart_lines_query(cart_id: UUID):
-    """The cart's lines joined to what prices them (the catalog columns are None for
-    lines added outside a reseller's catalog)."""
-    i, v, p = commerce_cart_items, commerce_variants, commerce_products
-    c, ci = commerce_catalogs, commerce_catalog_items
-    return (
-        select(
-            i.c.id.label("line_id"), i.c.variant_id, i.c.catalog_id, i.c.quantity,
-            i.c.saved_for_later, i.c.added_at,
-            v.c.product_id, v.c.sku, v.c.size, v.c.colour, v.c.price_minor,
-            v.c.stock_available, v.c.active.label("variant_active"),
-            p.c.supplier_id, p.c.name, p.c.brand, p.c.category, p.c.currency, p.c.image_urls,
-            p.c.active.label("product_active"),
-            c.c.reseller_id, c.c.active.label("catalog_active"), c.c.slug.label("catalog_slug"),
-            ci.c.margin_minor,
-        )
-        .select_from(
-            i.join(v, v.c.id == i.c.variant_id)
-            .join(p, p.c.id == v.c.product_id)
-            .outerjoin(c, c.c.id == i.c.catalog_id)
-            .outerjoin(ci, and_(ci.c.catalog_id == i.c.catalog_id,
-                                ci.c.product_id == v.c.product_id))
-        )
-        .where(i.c.cart_id == cart_id)
-        .order_by(i.c.id)
-    )
+# Everything else a price depends on, in one round trip: the tax rates that may apply
+# (taxes.tax_rates_for's rule picks among them), the catalogue discounts of the lines'
+# products and variants and the automatic order promotions in force (promotions.py's
+# rules), and the suppliers' shipping rates. One row per term; `term` says which.
+_TAX, _CATALOGUE, _ORDER, _SHIPPING = 1, 2, 3, 4
+PRICE_TERMS_SQL = """
+SELECT 1 AS term, category AS kind, region, rate_bps::numeric AS value,
+       NULL::numeric AS extra, NULL::uuid AS target_id
+FROM commerce_tax_rates
+WHERE (category = ANY(%(categories)s::text[]) OR category = '*')
+  AND region IN (%(region)s, '*')
+UNION ALL
+SELECT 2, kind, NULL, value, NULL, target_id
+FROM commerce_promotions
+WHERE scope IN ('product', 'variant') AND target_id = ANY(%(targets)s::uuid[]) AND active
+  AND (starts_at IS NULL OR starts_at <= %(now)s) AND (ends_at IS NULL OR ends_at > %(now)s)
+  AND (currency IS NULL OR currency = %(currency)s)
+UNION ALL
+SELECT 3, kind, NULL, value, min_subtotal_minor, NULL
+FROM commerce_promotions
+WHERE scope = 'order' AND active
+  AND (starts_at IS NULL OR starts_at <= %(now)s) AND (ends_at IS NULL OR ends_at > %(now)s)
+  AND (currency IS NULL OR currency = %(currency)s)
+UNION ALL
+SELECT 4, NULL, NULL, fee_minor, free_above_minor, supplier_id
+FROM commerce_shipping_rates
+WHERE supplier_id = ANY(%(suppliers)s::uuid[]) AND currency = %(currency)s
+"""
 
 
 def line_is_sellable(row) -> bool:
@@ -64,16 +75,27 @@ def line_is_sellable(row) -> bool:
     return bool(row.variant_active and row.product_active and listed)
 
 
-def load_inputs(connection: Connection, cart_id: UUID, *, now: datetime) -> CartInputs:
-    """Raises: CartNotFound."""
-    cart = connection.execute(
-        select(commerce_carts).where(commerce_carts.c.id == cart_id)
-    ).first()
+def cart_line_rows(connection: Connection, cart_id: UUID) -> list:
+    """The cart's lines (saved ones too) with what prices them, in line id order."""
+    return plain_sql.rows(connection, CART_LINES_SQL, {"cart_id": cart_id})
+
+
+def load_inputs(connection: Connection, cart_id: UUID, *, now: datetime, cart=None,
+                line_rows: Sequence | None = None) -> CartInputs:
+    """Raises: CartNotFound.
+
+    `cart` (the cart's row) and `line_rows` (`cart_line_rows`' answer), when the caller
+    read them in this transaction already, are not read again.
+    """
     if cart is None:
-        raise ce.CartNotFound(f"no cart {cart_id}")
-    rows = [
-        row for row in connection.execute(cart_lines_query(cart_id)) if not row.saved_for_later
-    ]
+        cart = connection.execute(
+            select(commerce_carts).where(commerce_carts.c.id == cart_id)
+        ).first()
+        if cart is None:
+            raise ce.CartNotFound(f"no cart {cart_id}")
+    if line_rows is None:
+        line_rows = cart_line_rows(connection, cart_id)
+    rows = [row for row in line_rows if not row.saved_for_later]
     currency = cart.currency or (rows[0].currency if rows else "")
     sellable = [
         row for row in rows
@@ -82,9 +104,9 @@ def load_inputs(connection: Connection, cart_id: UUID, *, now: datetime) -> Cart
     ]
     sellable_ids = {row.line_id for row in sellable}
     unavailable = tuple(row.line_id for row in rows if row.line_id not in sellable_ids)
-    rates = tax_rates_for(connection, {row.category for row in sellable}, cart.region or ANY)
-    targets = {row.product_id for row in sellable} | {row.variant_id for row in sellable}
-    discounts = promotions.catalogue_discounts(connection, targets, currency=currency, now=now)
+    terms = _price_terms(connection, sellable, region=cart.region or ANY, currency=currency,
+                         now=now)
+    rates, discounts = terms.tax_rates, terms.catalogue
     lines = tuple(
         LineInput(
             line_id=row.line_id, product_id=row.product_id, variant_id=row.variant_id,
@@ -105,27 +127,61 @@ def load_inputs(connection: Connection, cart_id: UUID, *, now: datetime) -> Cart
         )
     return CartInputs(
         cart_id=cart.id, cart_version=int(cart.version), currency=currency, lines=lines,
-        order_promotions=tuple(promotions.order_promotions(connection, currency=currency,
-                                                           now=now)),
-        coupon_code=cart.coupon_code, coupon=coupon,
-        shipping=_shipping_rates(connection, {row.supplier_id for row in sellable}, currency),
-        unavailable=unavailable,
+        order_promotions=terms.order_promotions, coupon_code=cart.coupon_code, coupon=coupon,
+        shipping=terms.shipping, unavailable=unavailable,
     )
 
 
-def _shipping_rates(
-    connection: Connection, supplier_ids: set[UUID], currency: str
-) -> dict[UUID, ShippingRate]:
-    t = commerce_shipping_rates
-    if not supplier_ids:
-        return {}
-    rows = connection.execute(
-        select(t).where(t.c.supplier_id.in_(list(supplier_ids)), t.c.currency == currency)
-    )
-    return {
-        row.supplier_id: ShippingRate(
-            int(row.fee_minor),
-            None if row.free_above_minor is None else int(row.free_above_minor),
-        )
-        for row in rows
-    }
+class _Terms:
+    """What `PRICE_TERMS_SQL` found, sorted out."""
+
+    __slots__ = ("tax_rates", "catalogue", "order_promotions", "shipping")
+
+    def __init__(self) -> None:
+        self.tax_rates: dict[str, int] = {}
+        self.catalogue: dict[UUID, list[Discount]] = {}
+        self.order_promotions: tuple[Discount, ...] = ()
+        self.shipping: dict[UUID, ShippingRate] = {}
+
+
+def _price_terms(connection: Connection, sellable: Sequence, *, region: str, currency: str,
+                 now: datetime) -> _Terms:
+    """Tax rates per category, catalogue discounts per product or variant, order
+    promotions and shipping rates per supplier, for the sellable lines, in one query.
+
+    With nothing sellable nothing is read: no line is taxed, discounted or shipped, and
+    an order promotion of a zero subtotal is zero."""
+    terms = _Terms()
+    if not sellable:
+        return terms
+    categories = {row.category for row in sellable}
+    found = plain_sql.rows(connection, PRICE_TERMS_SQL, {
+        "categories": list(categories), "region": region, "currency": currency, "now": now,
+        "targets": list({row.product_id for row in sellable}
+                        | {row.variant_id for row in sellable}),
+        "suppliers": list({row.supplier_id for row in sellable}),
+    })
+    table: dict[tuple[str, str], int] = {}
+    orders = []
+    for row in found:
+        if row.term == _TAX:
+            table[(row.kind, row.region)] = int(row.value)
+        elif row.term == _CATALOGUE:
+            terms.catalogue.setdefault(row.target_id, []).append(
+                Discount(row.kind, int(row.value)))
+        elif row.term == _ORDER:
+            orders.append(Discount(row.kind, int(row.value), int(row.extra)))
+        else:
+            terms.shipping[row.target_id] = ShippingRate(
+                int(row.value), None if row.extra is None else int(row.extra))
+    terms.order_promotions = tuple(orders)
+    terms.tax_rates = {category: rate_of(table, category, region) for category in categories}
+    return terms
+
+
+def rate_of(table: dict[tuple[str, str], int], category: str, region: str) -> int:
+    """The most specific rate: (category, region), (category, *), (*, region), (*, *)."""
+    for key in ((category, region), (category, ANY), (ANY, region), (ANY, ANY)):
+        if key in table:
+            return table[key]
+    return 0

@@ -331,3 +331,40 @@ def test_a_line_whose_stock_ran_out_shows_unavailable(api, client):
     assert after["items"][0]["available"] is False
     assert after["unavailable_line_ids"] == [cart["items"][0]["id"]]
     assert after["totals"]["total"] == "0.00"
+
+
+def test_an_add_answers_the_cart_a_fresh_read_gives(api, client):
+    """The add's answer is built in the edit's transaction from the row its update
+    returned; it is the cart as reading it afterwards shows it, discounts, tax, shipping,
+    a shop's margin and a saved line included."""
+    currency = new_currency(api)
+    category = "cat-" + uuid.uuid4().hex[:8]
+    maker = supplier(api)
+    made = product(maker, currency=currency, price="30.00", category=category)
+    other = product(maker, currency=currency, price="4.00", category=category)
+    assert maker.post("/v1/supplier/promotions", {
+        "name": "10% off", "scope": "variant", "target_id": variant_id(made),
+        "kind": "percent", "percent_bps": 1000}).status_code == 201
+    assert api.post("/v1/admin/commerce/promotions", {
+        "name": "1 off", "kind": "fixed", "amount": "1.00", "currency": currency,
+    }).status_code == 201
+    assert maker.put(f"/v1/commerce/suppliers/me/shipping/{currency}",
+                     {"fee": "3.00"}).status_code == 200
+    assert api.client.put(f"/v1/admin/commerce/tax-rates/{category}/*",
+                          json={"rate_bps": 500}, headers=api.headers()).status_code == 200
+    seller = reseller(api)
+    slug = "shop-" + uuid.uuid4().hex[:10]
+    shop = seller.post("/v1/reseller/catalogs", {"slug": slug, "title": "Picks"}).json()
+    seller.put(f"/v1/reseller/catalogs/{shop['id']}/items/{other['id']}", {"margin": "0.50"})
+    me = shopper(client)
+    cart = me.add(variant_id(other), 1, catalog_slug=slug)
+    line = cart["items"][0]["id"]
+    saved = me.client.patch(items_path(cart, line), json={
+        "saved_for_later": True, "version": cart["version"]}, headers=me.headers())
+    assert saved.status_code == 200, saved.text
+    added = me.add(variant_id(made), 2)
+    assert added == me.cart()
+    assert added["totals"] == {"subtotal": "60.00", "discount": "7.00", "tax": "2.65",
+                               "shipping": "3.00", "total": "58.65", "currency": currency}
+    assert [item["id"] for item in added["saved_for_later"]] == [line]
+    assert [item["unit_price"]["amount"] for item in added["items"]] == ["30.00"]

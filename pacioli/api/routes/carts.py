@@ -31,7 +31,7 @@ from pacioli.api.schemas.carts import (
     MergePublic,
 )
 from pacioli.commerce import cart_edits, carts
-from pacioli.commerce.cart_view import view_cart
+from pacioli.commerce.cart_view import view_cart, viewer
 from pacioli.commerce.carts import CartAccess
 from pacioli.commerce.errors import CartNotFound
 from pacioli.commerce.settings import commerce_settings
@@ -130,10 +130,11 @@ def update_cart(cart_id: UUID, body: CartUpdate, access: Access, engine: EngineD
              summary="Add units of a product variant")
 def add_item(cart_id: UUID, body: CartItemAdd, access: Access, engine: EngineDep,
              scales: ScalesDep) -> CartPublic:
-    cart = cart_edits.add_item(
+    view = cart_edits.add_item(
         engine, cart_id, access, variant_id=body.variant_id, quantity=body.quantity,
-        catalog_slug=body.catalog_slug, expected_version=body.version, idle_seconds=_idle())
-    return _public(engine, cart.id, scales)
+        catalog_slug=body.catalog_slug, expected_version=body.version, idle_seconds=_idle(),
+        answer=viewer(datetime.now(UTC)))
+    return CartPublic.of(view, scales, idle_seconds=_idle())
 
 
 @router.patch(f"{API_PREFIX}/carts/{{cart_id}}/items/{{line_id}}",
