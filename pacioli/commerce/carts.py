@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, Row, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, Row, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from pacioli.commerce import errors as ce
@@ -114,20 +114,28 @@ def load_cart(connection: Connection, row: Row) -> Cart:
 def empty_cart(connection: Connection, cart_id: UUID, *, version: int) -> None:
     """Remove the cart's lines (not those saved for later) after the order exists.
 
-    In the caller's transaction. Raises: StaleCart (the cart moved past `version`),
-    CartNotFound.
+    In the caller's transaction; one statement. Raises: StaleCart (the cart moved past
+    `version`), CartNotFound.
     """
-    t = commerce_carts
-    bumped = connection.execute(
-        update(t).where(t.c.id == cart_id, t.c.version == version)
-        .values(version=t.c.version + 1, coupon_code=None, updated_at=func.now())
-        .returning(t.c.id)
-    ).first()
-    if bumped is None:
+    bumped = connection.exec_driver_sql(_EMPTY_CART_SQL, {"id": cart_id, "version": version})
+    if bumped.first() is None:
         get_cart(connection, cart_id)  # CartNotFound if there is no such cart
         raise ce.StaleCart(f"cart {cart_id} is no longer at version {version}")
-    i = commerce_cart_items
-    connection.execute(delete(i).where(i.c.cart_id == cart_id, i.c.saved_for_later.is_(False)))
+
+
+# The version's bump and the lines' removal together (the removal only if the cart was
+# still at the version).
+_EMPTY_CART_SQL = """
+WITH bumped AS (
+    UPDATE commerce_carts SET version = version + 1, coupon_code = NULL, updated_at = now()
+    WHERE id = %(id)s AND version = %(version)s
+    RETURNING id
+), emptied AS (
+    DELETE FROM commerce_cart_items
+    WHERE cart_id IN (SELECT id FROM bumped) AND NOT saved_for_later
+)
+SELECT id FROM bumped
+"""
 
 
 def new_guest_cart(engine: Engine) -> GuestCart:

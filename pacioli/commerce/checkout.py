@@ -24,6 +24,7 @@ crashes pay once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,10 +32,9 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Engine, case, select, update
-from sqlalchemy.dialects.postgresql import insert
 
-from pacioli.commerce import carts, inventory, pricing, promotions
 from pacioli.commerce import errors as ce
+from pacioli.commerce import inventory, plain_sql, pricing, promotions
 from pacioli.commerce import order_errors as oe
 from pacioli.commerce.checkout_plan import plan_orders
 from pacioli.commerce.checkout_records import (
@@ -47,12 +47,10 @@ from pacioli.commerce.checkout_records import (
     record_of,
 )
 from pacioli.commerce.order_payments import CARD, WALLET, OrderPayments
-from pacioli.commerce.order_records import HistoryEntry, OrderLine, announce, order_of
+from pacioli.commerce.order_records import HistoryEntry, OrderLine, announce_all, order_of
 from pacioli.commerce.order_split import COMMISSION_BPS_DEFAULT
 from pacioli.commerce.order_tables import (
     commerce_checkouts,
-    commerce_order_lines,
-    commerce_order_shares,
     commerce_orders,
 )
 from pacioli.gateways import base as gw
@@ -69,6 +67,50 @@ SWEEP_LIMIT = 100
 SWEEP_AGE_SECONDS = 5
 
 
+# Step 1's lock of the shopper's cart, with the probe for a checkout already made with
+# the key (a retry) in the same round trip.
+_LOCK_CART_SQL = """
+SELECT c.*, k.id AS checkout_id
+FROM commerce_carts c
+LEFT JOIN commerce_checkouts k ON k.user_id = %(user_id)s AND k.idempotency_key = %(key)s
+WHERE c.id = %(cart_id)s AND c.user_id = %(user_id)s
+FOR UPDATE OF c
+"""
+
+# Step 1's writes in one statement: the checkout, and only if it was new (no other with
+# the key or live for the cart version: its unique indexes), its orders, their lines
+# and split, each from JSON rows with the tables' own column names (a column the JSON
+# leaves out is NULL). The foreign keys are checked at the statement's end, when the
+# checkout and orders are there.
+_INSERT_CHECKOUT_SQL = """
+WITH checkout AS (
+    INSERT INTO commerce_checkouts
+    SELECT * FROM jsonb_populate_record(NULL::commerce_checkouts, %(checkout)s::jsonb)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), orders AS (
+    INSERT INTO commerce_orders
+    SELECT o.* FROM jsonb_populate_recordset(NULL::commerce_orders, %(orders)s::jsonb) o
+    WHERE EXISTS (SELECT FROM checkout)
+), lines AS (
+    INSERT INTO commerce_order_lines
+    SELECT l.* FROM jsonb_populate_recordset(NULL::commerce_order_lines, %(lines)s::jsonb) l
+    WHERE EXISTS (SELECT FROM checkout)
+), shares AS (
+    INSERT INTO commerce_order_shares
+    SELECT s.* FROM jsonb_populate_recordset(NULL::commerce_order_shares, %(shares)s::jsonb) s
+    WHERE EXISTS (SELECT FROM checkout)
+)
+SELECT id FROM checkout
+"""
+
+
+def _json(value) -> str:
+    """Rows as JSON for `_INSERT_CHECKOUT_SQL`: ids and instants as strings, amounts as
+    JSON integers (exact: PostgreSQL reads them as numeric)."""
+    return json.dumps(value, default=str)
+
+
 @dataclass(frozen=True, slots=True)
 class Placed:
     """What step 1 wrote: enough to pay and answer without reading it back."""
@@ -79,6 +121,11 @@ class Placed:
     currency: str
     lines: dict[UUID, tuple[OrderLine, ...]]  # order id -> its lines
     totals: dict[UUID, int]  # order id -> its total
+
+    def reserved(self) -> list[tuple[UUID, int]]:
+        """(variant id, quantity) of every line: what step 1 reserved."""
+        return [(line.variant_id, line.quantity)
+                for order_lines in self.lines.values() for line in order_lines]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,19 +162,26 @@ class Checkout:
         """
         check_request(request)
         request_hash = request.hash()
-        existing = self._by_key(user_id, idempotency_key)
-        if existing is not None:
-            records.same_request(existing, request_hash, idempotency_key,
-                                 oe.IdempotencyKeyReusedForOrder)
-            return CheckoutAnswer(self._settled(self._advance(existing.id)), True)
         if request.payment_method == CARD:
+            # A retry is answered before the card is looked at (it may be gone since).
+            existing = self._by_key(user_id, idempotency_key)
+            if existing is not None:
+                return self._replay(existing, request_hash, idempotency_key)
             self._instruments.usable(user_id, request.instrument_id, "card")
         placed = self._place(user_id, request, idempotency_key, request_hash)
-        if placed is None:  # the same key won a race: its checkout answers
-            return self.place(user_id, request, idempotency_key=idempotency_key)
+        if placed is None:  # the key has a checkout: a retry, or a race this one lost
+            return self._replay(self._by_key(user_id, idempotency_key), request_hash,
+                                idempotency_key)
         if placed.payment_method == WALLET:
             return CheckoutAnswer(self._settled(self._pay_placed(placed)), False)
         return CheckoutAnswer(self._settled(self._advance(placed.checkout_id)), False)
+
+    def _replay(self, existing, request_hash: str, idempotency_key: str) -> CheckoutAnswer:
+        """The answer of the checkout made with the key (finished first if it is not).
+        Raises: IdempotencyKeyReusedForOrder (another request), OrderPaymentFailed."""
+        records.same_request(existing, request_hash, idempotency_key,
+                             oe.IdempotencyKeyReusedForOrder)
+        return CheckoutAnswer(self._settled(self._advance(existing.id)), True)
 
     def find(self, user_id: UUID, idempotency_key: str) -> CheckoutRecord | None:
         """The checkout the user made with this key, if any."""
@@ -179,64 +233,78 @@ class Checkout:
 
     def _place(self, user_id: UUID, request: CheckoutRequest, idempotency_key: str,
                request_hash: str) -> Placed | None:
+        """Step 1; None if the user's key names a checkout already (answer that one).
+
+        Two statements besides the price's two reads, the coupon's and the stock's: the
+        cart's lock with the key's probe, then the checkout, its orders, lines and split
+        in one insert."""
         now = self._clock()
         checkout_id = uuid7()
         with self._engine.begin() as connection:
-            carts.visible_cart(connection, request.cart_id, carts.CartAccess(user_id=user_id),
-                               for_update=True)
-            priced = pricing.price_cart(connection, request.cart_id, now=now)
+            cart = plain_sql.first(connection, _LOCK_CART_SQL, {
+                "cart_id": request.cart_id, "user_id": user_id, "key": idempotency_key})
+            if cart is None:
+                if self._by_key(user_id, idempotency_key) is not None:
+                    return None  # A retry naming another cart: the key's check answers.
+                raise ce.CartNotFound(f"no cart {request.cart_id}")
+            if cart.checkout_id is not None:
+                return None
+            priced = pricing.price_cart(connection, request.cart_id, now=now, cart=cart)
             check_priced(priced, request)
-            inserted = connection.execute(
-                insert(commerce_checkouts).values(
-                    id=checkout_id, user_id=user_id, cart_id=request.cart_id,
-                    cart_version=request.cart_version, currency=priced.currency,
-                    total_minor=priced.total_minor, payment_method=request.payment_method,
-                    instrument_id=request.instrument_id,
-                    gateway=self._payments.gateway_name if request.payment_method == CARD
-                    else None,
-                    coupon_code=priced.coupon_code, status="placed",
-                    shipping_address=request.shipping_address,
-                    idempotency_key=idempotency_key, request_hash=request_hash,
-                    created_at=now, updated_at=now,
-                ).on_conflict_do_nothing().returning(commerce_checkouts.c.id)
-            ).first()
+            gateway = self._payments.gateway_name if request.payment_method == CARD else None
+            lines, totals, rows = self._order_rows(checkout_id, user_id, request, priced,
+                                                   gateway, now)
+            checkout = {
+                "id": checkout_id, "user_id": user_id, "cart_id": request.cart_id,
+                "cart_version": request.cart_version, "currency": priced.currency,
+                "total_minor": priced.total_minor, "payment_method": request.payment_method,
+                "instrument_id": request.instrument_id, "gateway": gateway,
+                "coupon_code": priced.coupon_code, "status": "placed",
+                "shipping_address": request.shipping_address,
+                "idempotency_key": idempotency_key, "request_hash": request_hash,
+                "created_at": now, "updated_at": now,
+            }
+            inserted = plain_sql.first(connection, _INSERT_CHECKOUT_SQL, {
+                "checkout": _json(checkout), **{name: _json(value)
+                                                for name, value in rows.items()}})
             if inserted is None:
                 if self._by_key(user_id, idempotency_key) is not None:
                     return None
                 raise ce.StaleCart(f"cart {request.cart_id} at version {request.cart_version}"
                                    " is being checked out already")
-            lines, totals = self._insert_orders(connection, checkout_id, user_id, request,
-                                                priced, now)
             if priced.coupon_code is not None:
                 promotions.redeem_coupon(connection, priced.coupon_code, user_id=user_id,
                                          order_id=checkout_id, now=now)
+            # No savepoint: any refusal rolls all of step 1 back.
             inventory.reserve(connection, checkout_id,
                               [(line.variant_id, line.quantity) for line in priced.lines],
-                              expires_at=now + timedelta(seconds=self._reservation_seconds))
+                              expires_at=now + timedelta(seconds=self._reservation_seconds),
+                              savepoint=False)
         return Placed(checkout_id, user_id, request.payment_method, priced.currency, lines,
                       totals)
 
-    def _insert_orders(self, connection, checkout_id, user_id, request, priced, now
-                       ) -> tuple[dict[UUID, tuple[OrderLine, ...]], dict[UUID, int]]:
-        """Write the orders, their lines and split; each order's lines and total."""
+    def _order_rows(self, checkout_id, user_id, request, priced, gateway, now):
+        """The rows of the orders, their lines and split (for `_INSERT_CHECKOUT_SQL`);
+        each order's lines and total."""
         lines: dict[UUID, tuple[OrderLine, ...]] = {}
         totals: dict[UUID, int] = {}
+        rows: dict[str, list[dict]] = {"orders": [], "lines": [], "shares": []}
         for plan in plan_orders(priced, commission_bps=self._commission_bps):
             order_id = uuid7()
             totals[order_id] = plan.total_minor
-            connection.execute(insert(commerce_orders).values(
-                id=order_id, checkout_id=checkout_id, user_id=user_id,
-                supplier_id=plan.supplier_id, currency=priced.currency, status="placed",
-                payment_method=request.payment_method, payment_status="pending",
-                instrument_id=request.instrument_id,
-                gateway=self._payments.gateway_name if request.payment_method == CARD
-                else None,
-                subtotal_minor=plan.subtotal_minor, discount_minor=plan.discount_minor,
-                tax_minor=plan.tax_minor, shipping_minor=plan.shipping_minor,
-                rounding_minor=plan.rounding_minor, total_minor=plan.total_minor,
-                commission_minor=plan.commission_minor, captured_minor=0, refunded_minor=0,
-                shipping_address=request.shipping_address, created_at=now, updated_at=now,
-            ))
+            rows["orders"].append({
+                "id": order_id, "checkout_id": checkout_id, "user_id": user_id,
+                "supplier_id": plan.supplier_id, "currency": priced.currency,
+                "status": "placed", "payment_method": request.payment_method,
+                "payment_status": "pending", "instrument_id": request.instrument_id,
+                "gateway": gateway, "subtotal_minor": plan.subtotal_minor,
+                "discount_minor": plan.discount_minor, "tax_minor": plan.tax_minor,
+                "shipping_minor": plan.shipping_minor, "rounding_minor": plan.rounding_minor,
+                "total_minor": plan.total_minor, "commission_minor": plan.commission_minor,
+                "captured_minor": 0, "refunded_minor": 0,
+                "shipping_address": request.shipping_address, "created_at": now,
+                "updated_at": now,
+            })
             written = tuple(
                 OrderLine(
                     id=uuid7(), product_id=line.product_id, variant_id=line.variant_id,
@@ -252,18 +320,17 @@ class Checkout:
                 for line in plan.lines
             )
             lines[order_id] = written
-            connection.execute(insert(commerce_order_lines), [
+            rows["lines"].extend(
                 {**{name: getattr(line, name) for name in OrderLine.__slots__},
                  "order_id": order_id, "position": position}
                 for position, line in enumerate(written)
-            ])
-            if plan.shares:
-                connection.execute(insert(commerce_order_shares), [
-                    {"order_id": order_id, "position": position, "kind": str(share.kind),
-                     "owner_id": share.owner_id, "amount_minor": share.amount_minor}
-                    for position, share in enumerate(plan.shares)
-                ])
-        return lines, totals
+            )
+            rows["shares"].extend(
+                {"order_id": order_id, "position": position, "kind": str(share.kind),
+                 "owner_id": share.owner_id, "amount_minor": share.amount_minor}
+                for position, share in enumerate(plan.shares)
+            )
+        return lines, totals, rows
 
     # Steps 2 to 4: pay.
 
@@ -349,7 +416,8 @@ class Checkout:
                 checkout = self._conditional(connection, checkout_id, status="paid",
                                              completed_at=now)
                 if checkout is not None:
-                    inventory.commit(connection, checkout_id)
+                    inventory.commit(connection, checkout_id, lines=None if placed is None else
+                                     placed.reserved())
                     orders = self._mark_orders(connection, checkout_id, "paid", event="paid",
                                                at=now, holds=holds,
                                                payment_status="authorized", paid_at=now)
@@ -419,8 +487,7 @@ class Checkout:
             .values(status=status, updated_at=at, **values).returning(o)
         ).all()
         rows = sorted(rows, key=lambda r: r.id)
-        for row in rows:
-            announce(connection, row, event, at=at)
+        announce_all(connection, rows, event, at=at)
         return rows
 
     def _conditional(self, connection, checkout_id: UUID, **values: Any):

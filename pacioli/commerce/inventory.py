@@ -26,7 +26,6 @@ from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, Row, func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
 from pacioli.commerce import errors as ce
@@ -49,6 +48,7 @@ def reserve(
     lines: Sequence[tuple[UUID, int]],
     *,
     expires_at: datetime,
+    savepoint: bool = True,
 ) -> None:
     """Hold `lines` (variant id, quantity) until `expires_at`: all of them or none.
 
@@ -56,41 +56,62 @@ def reserve(
     (a retried checkout). Raises: OutOfStock (not enough available, or the product is no
     longer sold), VariantNotFound, InvalidCommerceRequest (no lines, quantity < 1),
     ReservationNotHeld (the id names a reservation released or expired).
+
+    `savepoint=False` is for a caller that rolls its whole transaction back on any
+    refusal (checkout's step 1): two round trips fewer, but a refusal then leaves the
+    transaction to be rolled back, and an unknown variant is not named.
     """
     wanted = _merged(lines)
     try:
-        _reserve(connection, reservation_id, wanted, expires_at=expires_at)
+        if savepoint:
+            with connection.begin_nested():
+                _reserve(connection, reservation_id, wanted, expires_at=expires_at)
+        else:
+            _reserve(connection, reservation_id, wanted, expires_at=expires_at)
     except IntegrityError:
         # A line's variant does not exist (its foreign key refused it; the savepoint
         # undid the rest): name it. Looked for only then, so a reservation costs no read.
+        if not savepoint:
+            raise ce.VariantNotFound("a variant of the reservation does not exist") from None
         _check_variants_exist(connection, [variant_id for variant_id, _ in wanted])
         raise
 
 
+# The reservation and its lines in one statement; no row back means the id was taken.
+_RESERVE_SQL = """
+WITH reservation AS (
+    INSERT INTO commerce_reservations (id, status, expires_at, created_at)
+    VALUES (%(id)s, 'held', %(expires_at)s, now())
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+)
+INSERT INTO commerce_reservation_lines (reservation_id, variant_id, quantity)
+SELECT reservation.id, line.variant_id, line.quantity
+FROM reservation,
+     unnest(%(variant_ids)s::uuid[], %(quantities)s::bigint[]) AS line(variant_id, quantity)
+RETURNING reservation_id
+"""
+
+
 def _reserve(connection: Connection, reservation_id: UUID, wanted: list[tuple[UUID, int]], *,
              expires_at: datetime) -> None:
-    """`reserve`'s writes, in a savepoint. A retry is found by the insert's conflict, not
-    by a read first: the id of a new checkout is new, so it almost never conflicts."""
-    with connection.begin_nested():
-        recorded = connection.execute(
-            insert(commerce_reservations).values(
-                id=reservation_id, status="held", expires_at=expires_at, created_at=func.now(),
-            ).on_conflict_do_nothing(index_elements=["id"]).returning(commerce_reservations.c.id)
-        ).first()
-        if recorded is None:
-            # A retry, or a concurrent call with this id that committed first: a held or
-            # committed reservation stands (a no-op); a released or expired one raises.
-            _already_reserved(connection, reservation_id)
-            return
-        connection.execute(insert(commerce_reservation_lines), [
-            {"reservation_id": reservation_id, "variant_id": variant_id, "quantity": quantity}
-            for variant_id, quantity in wanted
-        ])
-        # The variant rows last: their locks are held until the caller commits, so
-        # everything else is written before the first of them is taken.
-        for variant_id, quantity in wanted:
-            taken = _take_available(connection, variant_id, quantity, into="stock_reserved")
-            _announce_if_low(connection, taken, quantity)
+    """`reserve`'s writes. A retry is found by the insert's conflict, not by a read
+    first: the id of a new checkout is new, so it almost never conflicts."""
+    recorded = connection.exec_driver_sql(_RESERVE_SQL, {
+        "id": reservation_id, "expires_at": expires_at,
+        "variant_ids": [variant_id for variant_id, _ in wanted],
+        "quantities": [quantity for _, quantity in wanted],
+    }).first()
+    if recorded is None:
+        # A retry, or a concurrent call with this id that committed first: a held or
+        # committed reservation stands (a no-op); a released or expired one raises.
+        _already_reserved(connection, reservation_id)
+        return
+    # The variant rows last: their locks are held until the caller commits, so
+    # everything else is written before the first of them is taken.
+    for variant_id, quantity in wanted:
+        taken = _take_available(connection, variant_id, quantity, into="stock_reserved")
+        _announce_if_low(connection, taken, quantity)
 
 
 def _already_reserved(connection: Connection, reservation_id: UUID) -> bool:
@@ -108,16 +129,21 @@ def _already_reserved(connection: Connection, reservation_id: UUID) -> bool:
     raise ce.ReservationNotHeld(f"reservation {reservation_id} is {existing.status}")
 
 
-def commit(connection: Connection, reservation_id: UUID) -> None:
+def commit(connection: Connection, reservation_id: UUID, *,
+           lines: Sequence[tuple[UUID, int]] | None = None) -> None:
     """The checkout was paid: its reserved units are sold.
 
     Committing twice is a no-op. A reservation that expired meanwhile takes its units
     again from what is available, if they still are. Raises: ReservationNotFound,
     ReservationNotHeld (it was released), OutOfStock (it expired and the units are gone).
+
+    `lines` are the (variant id, quantity) the caller reserved, when it knows them (the
+    checkout that placed the reservation in this request): they are not read back.
     """
     moved = _resolve(connection, reservation_id, "held", "committed")
     if moved:
-        _move_lines(connection, reservation_id, take="stock_reserved", give="stock_sold")
+        _move_lines(connection, reservation_id, take="stock_reserved", give="stock_sold",
+                    lines=None if lines is None else _merged(lines))
         return
     status = _status(connection, reservation_id)
     if status == "committed":
@@ -270,9 +296,11 @@ def _take_available(connection: Connection, variant_id: UUID, quantity: int, *, 
     )
 
 
-def _move_lines(connection: Connection, reservation_id: UUID, *, take: str, give: str) -> None:
+def _move_lines(connection: Connection, reservation_id: UUID, *, take: str, give: str,
+                lines: list[tuple[UUID, int]] | None = None) -> None:
+    """Move the reservation's units (`lines`, merged, when the caller knows them)."""
     v = commerce_variants
-    for variant_id, quantity in _lines_of(connection, reservation_id):
+    for variant_id, quantity in lines or _lines_of(connection, reservation_id):
         connection.execute(
             update(v).where(v.c.id == variant_id)
             .values({v.c[take]: v.c[take] - quantity, v.c[give]: v.c[give] + quantity})

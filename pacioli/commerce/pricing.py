@@ -71,12 +71,14 @@ class PricedCart:
     unavailable: tuple[UUID, ...]  # line ids whose stock or product is gone (not priced)
 
 
-def price_cart(connection: Connection, cart_id: UUID, *, now: datetime) -> PricedCart:
-    """The cart's price now, its saved-for-later lines left out.
+def price_cart(connection: Connection, cart_id: UUID, *, now: datetime,
+               cart=None) -> PricedCart:
+    """The cart's price now, its saved-for-later lines left out; `cart` is the cart's
+    row when the caller has read it in this transaction (it is not read again).
 
     Raises: CartNotFound.
     """
-    return compute(load_inputs(connection, cart_id, now=now))
+    return compute(load_inputs(connection, cart_id, now=now, cart=cart))
 
 
 def compute(inputs: CartInputs) -> PricedCart:

@@ -4,6 +4,7 @@ and the stock, holds, cart and events each leaves behind."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import pytest
@@ -99,6 +100,22 @@ def test_the_same_key_replays_the_checkout_and_pays_once(shop, engine, user_id):
     with pytest.raises(oe.IdempotencyKeyReusedForOrder):
         shop.checkout.place(user_id, request_for(engine, cart.id, total_minor=1),
                             idempotency_key="same")
+
+
+def test_the_same_key_naming_another_cart_is_a_reused_key(shop, engine, user_id):
+    """The key's probe rides on the cart's lock; a retry naming a cart that is not the
+    user's is still answered by the key (409), not by the cart (404)."""
+    _, variant = product(engine, supplier(engine), price_minor=700)
+    cart = cart_with(engine, user_id, [(variant, 1)])
+    fund(shop, user_id, 1000)
+    request = request_for(engine, cart.id)
+    shop.checkout.place(user_id, request, idempotency_key="same")
+    elsewhere = dataclasses.replace(request, cart_id=uuid.uuid4())
+    with pytest.raises(oe.IdempotencyKeyReusedForOrder):
+        shop.checkout.place(user_id, elsewhere, idempotency_key="same")
+    with pytest.raises(ce.CartNotFound):
+        shop.checkout.place(user_id, elsewhere, idempotency_key="new")
+    assert checkouts_of(engine, user_id) == 1
 
 
 def test_a_wallet_short_of_funds_fails_releases_the_stock_and_keeps_the_cart(
@@ -244,6 +261,18 @@ def test_a_cart_of_two_suppliers_and_a_reseller_becomes_two_orders_that_add_up(
     by_supplier = {order.supplier_id: order for order in checkout.orders}
     assert by_supplier[first].lines[0].unit_price_minor == 1150
     assert by_supplier[first].shipping_minor == 300
+    # Both orders' timelines and events were written by one statement.
+    for order in checkout.orders:
+        assert events_of(engine, order.id) == ["commerce_order.paid"]
+        assert [entry.event for entry in order.history] == ["paid"]
+    with engine.connect() as connection:
+        payloads = connection.execute(
+            select(outbox.c.payload).where(outbox.c.aggregate_type == "commerce_order",
+                                           outbox.c.aggregate_id.in_(
+                                               [str(order.id) for order in checkout.orders]))
+        ).scalars().all()
+    assert sorted((p["merchant_id"], p["status"], p["total_minor"]) for p in payloads) == sorted(
+        (str(order.supplier_id), "paid", str(order.total_minor)) for order in checkout.orders)
 
 
 def test_a_second_checkout_of_the_same_cart_version_is_stale(shop, engine, user_id, clock):

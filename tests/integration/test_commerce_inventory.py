@@ -79,6 +79,36 @@ def test_a_refusal_leaves_the_callers_transaction_usable(engine):
     assert stock(engine, variant) == (0, 1, 0)
 
 
+def test_without_a_savepoint_a_refusal_is_the_callers_to_roll_back(engine):
+    """Checkout's step 1 reserves with savepoint=False: the same all-or-nothing, and the
+    caller's rollback undoes everything."""
+    plenty, scarce = one_variant(engine, stock=10), one_variant(engine, stock=1)
+    reservation_id = uuid.uuid4()
+    with pytest.raises(ce.OutOfStock), engine.begin() as connection:
+        inventory.reserve(connection, reservation_id, [(plenty, 3), (scarce, 2)],
+                          expires_at=LATER, savepoint=False)
+    assert (stock(engine, plenty), stock(engine, scarce)) == ((10, 0, 0), (1, 0, 0))
+    with pytest.raises(ce.ReservationNotFound):
+        status(engine, reservation_id)
+    with engine.begin() as connection:
+        inventory.reserve(connection, reservation_id, [(plenty, 3), (scarce, 1)],
+                          expires_at=LATER, savepoint=False)
+    assert (stock(engine, plenty), stock(engine, scarce)) == ((7, 3, 0), (0, 1, 0))
+    with pytest.raises(ce.VariantNotFound), engine.begin() as connection:
+        inventory.reserve(connection, uuid.uuid4(), [(uuid.uuid4(), 1)], expires_at=LATER,
+                          savepoint=False)
+
+
+def test_a_commit_given_the_reserved_lines_sells_them_without_reading_them(engine):
+    first, second = one_variant(engine, stock=5), one_variant(engine, stock=5)
+    held = reserve(engine, [(first, 1), (second, 2), (first, 1)])
+    with engine.begin() as connection:
+        inventory.commit(connection, held, lines=[(second, 2), (first, 1), (first, 1)])
+        inventory.commit(connection, held, lines=[(second, 2), (first, 2)])  # a no-op
+    assert (stock(engine, first), stock(engine, second)) == ((3, 0, 2), (3, 0, 2))
+    assert status(engine, held) == "committed"
+
+
 def test_lines_of_one_variant_are_added_together(engine):
     variant = one_variant(engine, stock=3)
     with pytest.raises(ce.OutOfStock):
