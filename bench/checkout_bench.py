@@ -218,12 +218,29 @@ def _db_cpu_seconds(postmaster: int | None) -> float | None:
     the embedded server the bench starts serves only the bench."""
     if postmaster is None:
         return None
+    fields = _stat_fields(postmaster)
+    if fields is None:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = sum(int(field) for field in fields[11:15]) / tick
     try:
-        fields = Path(f"/proc/{postmaster}/stat").read_text().rpartition(")")[2].split()
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        # A backend that exits meanwhile is counted in the postmaster's cutime next time.
+        child_fields = _stat_fields(int(child))
+        if child_fields is not None:
+            total += (int(child_fields[11]) + int(child_fields[12])) / tick
+    return total
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (utime is [11], cutime [13]); None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
         return None
-    reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-    return api_bench._cpu_seconds(postmaster) + reaped
 
 
 def _auth(user: dict, key: str | None = None) -> dict[str, str]:
