@@ -18,7 +18,7 @@ from typing import Any
 
 from pacioli.matching import snapshots
 from pacioli.matching.execution import NO_LIMIT, RAN_OUT, STP_CANCELLED, Engine, outcome
-from pacioli.matching.levels import Level
+from pacioli.matching.levels import new_level
 from pacioli.matching.market import Market
 from pacioli.matching.market_data import L1, L2, L3, REPLACED, MatchMessage
 from pacioli.matching.orders import (
@@ -93,18 +93,22 @@ class OrderBook(Engine):
     def apply(self, command: Command) -> Result:
         """Run one command; a business refusal comes back as `Result(accepted=False)`.
 
-        Most commands are plain GTC limit orders, and most of those rest without taking,
-        so their path is written out here in one piece (a call costs as much as a dozen
-        lines here): one test of all their fields (the same checks as `place_refusal`'s,
-        which passes exactly these orders), then `run`'s steps, `place`'s matching and
-        `rest` inline, and the `Order` and `Result` built without an `__init__` call.
-        Everything else (other types, post-only, values rather than members, anything
-        `place_refusal` may refuse) takes the general path, `run` with `place`.
+        Most commands are plain GTC (or IOC) limit orders, and most of those rest without
+        taking, so their path is written out here in one piece (a call costs as much as a
+        dozen lines here): one test of all their fields (the same checks as
+        `place_refusal`'s, which passes exactly these orders), then `run`'s steps,
+        `place`'s matching and `rest` inline, and the `Order` and `Result` built without
+        an `__init__` call. Everything else (other types and times in force, post-only,
+        values rather than members, anything `place_refusal` may refuse) takes the
+        general path, `run` with `place`. Cancels and amends have their own dispatch
+        (`apply_cancel`, `apply_amend`).
         """
         kind = type(command)
         if kind is not PlaceOrder:
             if kind is CancelOrder:
                 return self.apply_cancel(command)  # type: ignore[arg-type]
+            if kind is AmendOrder:
+                return self.apply_amend(command)  # type: ignore[arg-type]
             return self.run(command, refusal(self, command), self.handlers.get(kind))
         ts = command.ts
         order_id = command.order_id
@@ -112,9 +116,10 @@ class OrderBook(Engine):
         side = command.side
         price = command.price
         size = command.size
+        tif = command.tif
         market = self.market
         if not (
-            command.type is LIMIT and command.tif is GTC and (side is BUY or side is SELL)
+            command.type is LIMIT and (tif is GTC or tif is IOC) and (side is BUY or side is SELL)
             and type(price) is int and type(size) is int and command.funds is None
             and command.stop_price is None and command.expires_at is None
             and not command.post_only and command.stp in SELF_TRADE_MODES
@@ -147,42 +152,43 @@ class OrderBook(Engine):
         remaining = size
         cancelled = 0
         if keys and keys[-1] >= limit_key:
-            ended, remaining, _, cancelled = self.take(
-                order_id, owner, side, price, stp, size, None, other, limit_key, events,
+            ended, remaining, cancelled = self.take(
+                order_id, owner, side, price, stp, size, other, limit_key, events,
             )
-            if ended == STP_CANCELLED or remaining == 0:  # outcome(), for a GTC limit order
-                events.append((ENDED, order_id, owner,
-                               SELF_TRADE if ended == STP_CANCELLED else FILLED, remaining,
-                               None))
-                if (self.buy_stops or self.sell_stops) and self.last_price is not None:
-                    self.trigger_stops(events)
-                result = Result()  # accepted(events), inlined
-                result.events = events
-                result.reject = None
-                result.built = None
-                return result
+            # outcome(), for a GTC or IOC limit order
+            if ended == STP_CANCELLED:
+                reason = SELF_TRADE
+            elif remaining == 0:
+                reason = FILLED
+            else:
+                reason = UNFILLED if tif is IOC else None
+        else:
+            reason = UNFILLED if tif is IOC else None
+        if reason is not None:  # the order is done without resting
+            events.append((ENDED, order_id, owner, reason, remaining, None))
+            if (self.buy_stops or self.sell_stops) and self.last_price is not None:
+                self.trigger_stops(events)
+            result = Result()  # accepted(events), inlined
+            result.events = events
+            result.reject = None
+            result.built = None
+            return result
         # The rest rests: `new_order` and `rest`, inlined.
-        order = Order()  # see Order: its fields are set here, inline
+        order = Order()  # a plain GTC limit order (see Order): its fields are set inline
         order.order_id = order_id
         order.owner = owner
         order.side = side
-        order.type = LIMIT
         order.price = price
-        order.stop_price = None
         order.size = size
         order.remaining = remaining
         order.cancelled = cancelled
-        order.funds = None
-        order.tif = GTC
-        order.expires_at = None
-        order.post_only = False
         order.stp = stp
         order.ts = clock
         order.live = True
         levels = book_side.levels
         level = levels.get(key)
         if level is None:
-            level = levels[key] = Level(price)
+            level = levels[key] = new_level(price)
             insort(book_side.keys, key)
         level.orders.append(order)
         level.count += 1
@@ -240,6 +246,68 @@ class OrderBook(Engine):
             self.trigger_stops(events)
         return accepted(events)
 
+    def apply_amend(self, command: AmendOrder) -> Result:
+        """Amend a resting order: in one piece when nothing is due to expire and the order
+        is not post-only, else through `run`.
+
+        The one piece is `amend_refusal`'s checks (which pass exactly these amends) and
+        `amend`, with one look-up of the order; a move (a new price, or a larger size)
+        builds the replacement with `replace_order` and rests it directly unless the new
+        price crosses (then `execute`).
+        """
+        ts = command.ts
+        order = self.orders.get(command.order_id)
+        price = command.price
+        size = command.size
+        market = self.market
+        if (
+            order is None or order.owner != command.owner or type(ts) is not int
+            or self.expiries or order.post_only or (price is None and size is None)
+            or (price is not None and (
+                type(price) is not int or price <= 0 or price % market.tick))
+            or (size is not None and (
+                type(size) is not int or size <= 0 or size % market.size_increment))
+        ):
+            return self.run(command, refusal(self, command), self.amend)
+        # From here the amend is accepted: nothing below may fail.
+        events: list[tuple] = []
+        if ts > self.clock:
+            self.clock = ts
+        old = order.remaining
+        old_price = order.price
+        if price is None:
+            price = old_price
+        if size is None:
+            size = old
+        if price == old_price and size <= old:
+            if size < old:  # a decrease in place keeps the order's priority
+                if order.side is BUY:
+                    self.bids.levels[price].total -= old - size
+                else:
+                    self.asks.levels[-price].total -= old - size
+                order.remaining = size
+                order.cancelled += old - size
+                self.decrement_published(order, old, events)
+        else:  # a move: the order goes to the back (and may trade now); see `amend`
+            self.remove_resting(order, REPLACED, events, False)
+            side = order.side
+            events.append((RESIZED, None, self.clock, order.order_id, order.owner, side,
+                           price, old, size, AMENDED))
+            replacement = replace_order(order, price=price, size=size)
+            if side is BUY:
+                keys = self.asks.keys
+                crosses = keys and keys[-1] >= -price
+            else:
+                keys = self.bids.keys
+                crosses = keys and keys[-1] >= price
+            if crosses:
+                self.execute(replacement, events)
+            else:  # a resting limit order's copy (GTC or GTT) rests again
+                self.rest(replacement, events)
+        if (self.buy_stops or self.sell_stops) and self.last_price is not None:
+            self.trigger_stops(events)
+        return accepted(events)
+
     def check(self, command: Command) -> Reject | None:
         """The refusal `apply(command)` would give now, or None; changes nothing."""
         return refusal(self, command)
@@ -276,10 +344,16 @@ class OrderBook(Engine):
             limit_key = NO_LIMIT if price is None else price
         keys = other.keys
         if keys and keys[-1] >= limit_key:
-            ended, remaining, funds, cancelled = self.take(
-                order_id, owner, side, price, SELF_TRADE_MODES[command.stp], command.size or 0,
-                command.funds, other, limit_key, events,
-            )
+            funds = command.funds
+            stp = SELF_TRADE_MODES[command.stp]
+            if funds is None:
+                ended, remaining, cancelled = self.take(
+                    order_id, owner, side, price, stp, command.size, other, limit_key, events,
+                )
+            else:  # a market buy by funds: it has no size, and never rests
+                ended, funds = self.take_funds(order_id, owner, side, stp, funds, other,
+                                               limit_key, events)
+                remaining = cancelled = 0
             reason = outcome(ended, remaining, funds, can_rest)
             if reason is not None:
                 events.append((ENDED, order_id, owner, reason, remaining, funds))
@@ -463,19 +537,34 @@ class OrderBook(Engine):
 def replace_order(order: Order, *, price: int, size: int) -> Order:
     """The amended copy of a resting order that lost its place (the old object stays dead).
 
-    A larger size adds to what was placed; a smaller one is cancelled quantity.
+    A larger size adds to what was placed; a smaller one is cancelled quantity. The copy
+    is of the same class, with the same fields but price, size, open size, cancelled and
+    links (`new_order`, written out).
     """
-    copy = new_order(
-        order.order_id, order.owner, order.side, order.type, price, order.stop_price,
-        order.size, order.funds, order.tif, order.expires_at, order.post_only, order.stp,
-        order.ts,
-    )
-    copy.cancelled = order.cancelled
+    kind = type(order)
+    copy = kind()
+    if kind is not Order:
+        copy.type = order.type
+        copy.stop_price = order.stop_price
+        copy.funds = order.funds
+        copy.tif = order.tif
+        copy.expires_at = order.expires_at
+        copy.post_only = order.post_only
+    copy.order_id = order.order_id
+    copy.owner = order.owner
+    copy.side = order.side
+    copy.price = price
+    copy.stp = order.stp
+    copy.ts = order.ts
+    copy.live = True
+    copy.newer = None
+    copy.older = None
     old = order.remaining
     if size > old:
-        copy.size += size - old
+        copy.size = order.size + size - old
+        copy.cancelled = order.cancelled
     else:
-        copy.cancelled += old - size
+        copy.size = order.size
+        copy.cancelled = order.cancelled + old - size
     copy.remaining = size
     return copy
-

@@ -18,7 +18,7 @@ from bisect import bisect_left, insort
 from collections import deque
 from operator import attrgetter
 
-from pacioli.matching.levels import BookSide, Level
+from pacioli.matching.levels import BookSide, Level, new_level
 from pacioli.matching.market import Market
 from pacioli.matching.orders import Order, OrderType, SelfTrade, Side, TimeInForce
 from pacioli.matching.results import (
@@ -109,11 +109,17 @@ class Engine:
         keys = other.keys
         ended = RAN_OUT
         if keys and keys[-1] >= limit_key:
-            ended, taker.remaining, taker.funds, cancelled = self.take(
-                taker.order_id, taker.owner, side, taker.price, taker.stp, taker.remaining,
-                taker.funds, other, limit_key, events,
-            )
-            taker.cancelled += cancelled
+            if taker.funds is None:
+                ended, taker.remaining, cancelled = self.take(
+                    taker.order_id, taker.owner, side, taker.price, taker.stp,
+                    taker.remaining, other, limit_key, events,
+                )
+                taker.cancelled += cancelled
+            else:  # a stop that buys by funds (only a GeneralOrder has funds to set)
+                ended, taker.funds = self.take_funds(
+                    taker.order_id, taker.owner, side, taker.stp, taker.funds, other,
+                    limit_key, events,
+                )
         tif = taker.tif
         reason = outcome(ended, taker.remaining, taker.funds,
                          is_limit and tif is not IOC and tif is not FOK)
@@ -124,24 +130,21 @@ class Engine:
 
     def take(
         self, order_id: int, owner: str, side: Side, price: int | None, stp: SelfTrade,
-        remaining: int, funds: int | None, other: BookSide, limit_key: int,
-        events: list[tuple],
-    ) -> tuple[int, int, int | None, int]:
-        """Fill a taker against `other` while its levels cross `limit_key`.
+        remaining: int, other: BookSide, limit_key: int, events: list[tuple],
+    ) -> tuple[int, int, int]:
+        """Fill a taker by size against `other` while its levels cross `limit_key`.
 
         The taker comes as values, not an `Order` (most takers never rest, so they never
         need one): its id, owner, side, limit price (None for a market order), self-trade
-        mode, open size (0 for a buy by funds) and funds (None unless it buys by funds).
-        Returns how the loop ended, the open size and funds left, and how much of the
-        taker's size self-trade prevention cancelled (`dc` decrements).
+        mode and open size. Returns how the loop ended, the open size left, and how much
+        of the taker's size self-trade prevention cancelled (`dc` decrements). A buy by
+        funds has its own loop, `take_funds` (the same steps; its capacity per level is
+        what its funds buy).
         """
         keys = other.keys
         levels = other.levels
-        market = self.market
-        base_unit = market.base_unit
-        increment = market.size_increment
+        base_unit = self.market.base_unit
         ts = self.clock
-        by_funds = funds is not None
         cancelled = 0
         seq = self.sequence
         record = events.append
@@ -162,18 +165,10 @@ class Engine:
                 if not maker.live:
                     queue.popleft()
                     continue
-                if by_funds:
-                    capacity = funds * base_unit // level_price  # type: ignore[operator]
-                    capacity -= capacity % increment
-                    if capacity == 0:
-                        ended = COMPLETE
-                        break
-                else:
-                    capacity = remaining
                 maker_owner = maker.owner
                 if maker_owner == owner:
                     self.sequence = seq
-                    decrement = self.prevent_self_trade(stp, by_funds, maker, level, capacity,
+                    decrement = self.prevent_self_trade(stp, False, maker, level, remaining,
                                                         events)
                     seq = self.sequence
                     if decrement == TAKER_CANCELLED:
@@ -186,14 +181,15 @@ class Engine:
                                 remaining + decrement, remaining, SELF_TRADE))
                     continue
                 maker_left = maker.remaining
-                size = maker_left if maker_left < capacity else capacity
-                maker_left -= size
+                if maker_left <= remaining:
+                    size = maker_left
+                    maker_left = 0
+                else:
+                    size = remaining
+                    maker_left -= size
                 maker.remaining = maker_left
                 level.total -= size
-                if by_funds:
-                    funds -= -(-(level_price * size) // base_unit)  # type: ignore[operator]
-                else:
-                    remaining -= size
+                remaining -= size
                 traded = level_price
                 seq += 1
                 maker_id = maker.order_id
@@ -219,7 +215,7 @@ class Engine:
                         if older is not None:
                             older.newer = newer
                     seq += 1  # the maker's `done` message: the MATCHED event stands for it
-                if remaining == 0 and not by_funds:
+                if remaining == 0:
                     ended = COMPLETE
                     break
             if level.count == 0:
@@ -230,7 +226,84 @@ class Engine:
         self.sequence = seq
         if traded is not None:
             self.last_price = traded
-        return ended, remaining, funds, cancelled
+        return ended, remaining, cancelled
+
+    def take_funds(
+        self, order_id: int, owner: str, side: Side, stp: SelfTrade, funds: int,
+        other: BookSide, limit_key: int, events: list[tuple],
+    ) -> tuple[int, int]:
+        """Fill a market buy by funds against `other`: `take`, with what the funds buy at
+        each level as the capacity. Returns how the loop ended and the funds left.
+
+        Its size is 0 and self-trade prevention never decrements it (see
+        `prevent_self_trade`), so nothing of a size is returned.
+        """
+        keys = other.keys
+        levels = other.levels
+        market = self.market
+        base_unit = market.base_unit
+        increment = market.size_increment
+        traded = None
+        ended = RAN_OUT
+        while keys:
+            key = keys[-1]
+            if key < limit_key:
+                break
+            level = levels[key]
+            level_price = level.price
+            queue = level.orders
+            while queue:
+                maker = queue[0]
+                if not maker.live:
+                    queue.popleft()
+                    continue
+                capacity = funds * base_unit // level_price
+                capacity -= capacity % increment
+                if capacity == 0:
+                    ended = COMPLETE
+                    break
+                if maker.owner == owner:
+                    if self.prevent_self_trade(stp, True, maker, level, capacity,
+                                               events) == TAKER_CANCELLED:
+                        ended = STP_CANCELLED
+                        break
+                    continue
+                maker_left = maker.remaining
+                size = maker_left if maker_left < capacity else capacity
+                funds -= -(-(level_price * size) // base_unit)
+                traded = level_price
+                self.fill_maker(maker, level, size, order_id, owner, side, events)
+            if level.count == 0:
+                keys.pop()
+                del levels[key]
+            if ended:
+                break
+        if traded is not None:
+            self.last_price = traded
+        return ended, funds
+
+    def fill_maker(
+        self, maker: Order, level: Level, size: int, order_id: int, owner: str, side: Side,
+        events: list[tuple],
+    ) -> None:
+        """Record a fill of `size` against `maker` at the front of `level` (the steps the
+        by-size loop writes out inline), and take it off the book if it is filled."""
+        maker_left = maker.remaining - size
+        maker.remaining = maker_left
+        level.total -= size
+        self.sequence = seq = self.sequence + 1
+        maker_id = maker.order_id
+        event = (MATCHED, seq, self.clock, level.price, size, self.market.base_unit, order_id,
+                 owner, side, maker_id, maker.owner, maker_left)
+        events.append(event)
+        self.tape.append(event)
+        if maker_left == 0:
+            level.orders.popleft()
+            level.count -= 1
+            maker.live = False
+            del self.orders[maker_id]
+            self.unindex(maker)
+            self.sequence += 1  # the maker's `done` message: the MATCHED event stands for it
 
     def prevent_self_trade(
         self, stp: SelfTrade, by_funds: bool, maker: Order, level: Level, capacity: int,
@@ -310,7 +383,7 @@ class Engine:
         levels = book_side.levels
         level = levels.get(key)
         if level is None:
-            level = levels[key] = Level(price)
+            level = levels[key] = new_level(price)
             insort(book_side.keys, key)
         level.orders.append(order)
         level.count += 1

@@ -116,35 +116,42 @@ class Order:
     book's `by_owner` holds the newest): cancel-all and `orders_of` walk the list, and an
     order leaves it in O(1) without a dict per owner.
 
-    Built by `new_order`; the class has no `__init__`, so that the book's hot path
+    An `Order` itself is a plain GTC limit order (most of a book): its `type`, `tif`,
+    `stop_price`, `funds`, `expires_at` and `post_only` are the same for every one, so
+    they are class attributes, not slots (six fields fewer to set and to hold per order).
+    Any other order is a `GeneralOrder`, which has those six as slots; read them the same
+    way on either, and set them only on a `GeneralOrder`.
+
+    Built by `new_order`; the classes have no `__init__`, so that the book's hot path
     (`OrderBook.apply`) can build one with `Order()` and set its fields inline, a third
     cheaper than a class call that runs an `__init__`.
     """
 
     __slots__ = (
-        "order_id", "owner", "side", "type", "price", "stop_price", "size", "remaining",
-        "cancelled", "funds", "tif", "expires_at", "post_only", "stp", "ts", "live", "newer",
-        "older",
+        "order_id", "owner", "side", "price", "size", "remaining", "cancelled", "stp", "ts",
+        "live", "newer", "older",
     )
 
     order_id: int
     owner: str
     side: Side
-    type: OrderType
     price: int | None
-    stop_price: int | None
     size: int
     remaining: int
     cancelled: int
-    funds: int | None  # funds left to spend, for a market buy by funds; else None
-    tif: TimeInForce
-    expires_at: int | None
-    post_only: bool
     stp: SelfTrade
     ts: int
     live: bool  # False once off the book: the level's queue drops it lazily
     newer: Order | None  # the owner's next newer live order
     older: Order | None  # the owner's next older live order
+
+    # A plain GTC limit order's fields (slots of `GeneralOrder`).
+    type: OrderType = OrderType.LIMIT
+    stop_price: int | None = None
+    funds: int | None = None  # funds left to spend, for a market buy by funds; else None
+    tif: TimeInForce = TimeInForce.GTC
+    expires_at: int | None = None
+    post_only: bool = False
 
     @property
     def filled(self) -> int:
@@ -157,26 +164,49 @@ class Order:
         )
 
 
+class GeneralOrder(Order):
+    """Any order but a plain GTC limit order: a stop, GTT, post-only, a market remainder."""
+
+    __slots__ = ("type", "stop_price", "funds", "tif", "expires_at", "post_only")
+
+
+def is_plain(
+    type: OrderType, stop_price: int | None, funds: int | None, tif: TimeInForce,
+    expires_at: int | None, post_only: bool,
+) -> bool:
+    """Whether these fields are a plain GTC limit order's (an `Order`'s class attributes)."""
+    return (
+        type is OrderType.LIMIT and tif is TimeInForce.GTC and stop_price is None
+        and funds is None and expires_at is None and not post_only
+    )
+
+
 def new_order(
     order_id: int, owner: str, side: Side, type: OrderType, price: int | None,
     stop_price: int | None, size: int, funds: int | None, tif: TimeInForce,
     expires_at: int | None, post_only: bool, stp: SelfTrade, ts: int,
 ) -> Order:
-    """A live order with all of `size` open, linked to no other order yet."""
-    order = Order()
+    """A live order with all of `size` open, linked to no other order yet.
+
+    `type` and `tif` are members (the book's canonical ones).
+    """
+    if is_plain(type, stop_price, funds, tif, expires_at, post_only):
+        order = Order()
+    else:
+        order = GeneralOrder()
+        order.type = type
+        order.stop_price = stop_price
+        order.funds = funds
+        order.tif = tif
+        order.expires_at = expires_at
+        order.post_only = post_only
     order.order_id = order_id
     order.owner = owner
     order.side = side
-    order.type = type
     order.price = price
-    order.stop_price = stop_price
     order.size = size
     order.remaining = size
     order.cancelled = 0
-    order.funds = funds
-    order.tif = tif
-    order.expires_at = expires_at
-    order.post_only = post_only
     order.stp = stp
     order.ts = ts
     order.live = True

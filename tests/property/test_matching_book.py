@@ -9,9 +9,11 @@
 - `check` gives exactly the refusal `apply` gives; a refused command changes nothing.
 - Replaying the same commands gives the same `state_hash()` after every command.
 - With plain limit orders and cancels, the fills equal pyorderbook's (an outside oracle).
-- The same stream spelled with enum members (which plain GTC limit orders and cancels of
-  resting orders take the book's inline paths with) and with plain values (which take the
-  general path) gives the same results, events and state hashes.
+- The same stream spelled with enum members (which plain GTC and IOC limit orders and
+  cancels of resting orders take the book's inline paths with) and with plain values
+  (which take the general path) gives the same results, events and state hashes; and
+  the same stream through `apply` (inline paths for placements, cancels and amends) and
+  through `run` with each command's handler (the general path only) does too.
 """
 
 from __future__ import annotations
@@ -267,6 +269,24 @@ def test_members_and_values_give_the_same_results(stream):
         assert first.reject == second.reject
         assert first.events == second.events
         assert by_members.state_hash() == by_values.state_hash()
+
+
+def apply_generally(book: OrderBook, command: object):  # noqa: ANN201
+    """`book.apply(command)` through the general path (`run`, with the refusal's checks and
+    the command's handler), never one of `apply`'s inline ones."""
+    return book.run(command, book.check(command), book.handlers[type(command)])  # type: ignore[arg-type]
+
+
+@settings(max_examples=200)
+@given(commands())
+def test_inline_paths_give_the_same_results_as_the_general_path(stream):
+    inline, general = OrderBook(TOY), OrderBook(TOY)
+    for command in stream:
+        first = inline.apply(command)  # type: ignore[arg-type]
+        second = apply_generally(general, command)
+        assert first.reject == second.reject
+        assert first.events == second.events
+        assert inline.state_hash() == general.state_hash()
 
 
 @st.composite

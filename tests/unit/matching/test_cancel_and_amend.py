@@ -143,3 +143,34 @@ def test_amending_to_the_same_size_and_price_changes_nothing():
     before = s.book.sequence
     result = s.amend("a", 1, size=5, price=100)
     assert result.accepted and not result.md and s.book.sequence == before
+
+
+def test_an_amended_gtt_post_only_order_keeps_its_time_in_force_and_expiry():
+    # A GTT order makes an expiry pending and a post-only order is checked against the
+    # book, so this amend takes the general path; its copy keeps the order's fields.
+    s = Scenario()
+    s.buy("a", 5, 100, tif="gtt", expires_at=1_000, post_only=True)
+    s.amend("a", 1, size=7, price=99)
+    view = s.book.get_order(1)
+    assert (view.tif, view.expires_at, view.post_only) == ("gtt", 1_000, True)
+    assert (view.price, view.size, view.remaining_size) == (99, 7, 7)
+    assert done(s.advance(1_000)) == [(1, "expired", 7)]
+
+
+def test_an_amended_plain_order_keeps_its_self_trade_mode_and_time():
+    s = Scenario()
+    s.buy("a", 5, 100, stp="co")
+    placed_at = s.book.get_order(1).ts
+    s.amend("a", 1, price=99)
+    view = s.book.get_order(1)
+    assert (view.tif, view.stp, view.ts, view.price) == ("gtc", "co", placed_at, 99)
+
+
+def test_an_amend_that_moves_the_price_onto_own_orders_applies_self_trade_prevention():
+    s = Scenario()
+    s.sell("a", 3, 101)
+    s.buy("a", 5, 100)  # dc by default: the smaller is cancelled, the larger decremented
+    result = s.amend("a", 2, price=101)
+    assert trades(result) == []
+    assert done(result) == [(1, "self_trade", 3)]
+    assert s.bids() == [(2, 2, 101)]
