@@ -17,17 +17,16 @@ from typing import TypeVar
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, Row, delete, exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert
 
 from pacioli.commerce import errors as ce
-from pacioli.commerce import promotions
+from pacioli.commerce import plain_sql, promotions
 from pacioli.commerce.carts import (
     Cart,
     CartAccess,
     load_cart,
+    lock_visible_cart,
     token_digest,
     user_cart,
-    visible_cart_query,
 )
 from pacioli.commerce.catalog_tables import (
     commerce_cart_items,
@@ -37,6 +36,21 @@ from pacioli.commerce.catalog_tables import (
 )
 from pacioli.commerce.resellers import catalog_margin, shared_catalog
 from pacioli.ledger.domain.ids import uuid7
+
+_INSERT_ITEM_SQL = """
+INSERT INTO commerce_cart_items (id, cart_id, variant_id, catalog_id, quantity,
+                                 saved_for_later, added_at)
+VALUES (%(id)s, %(cart_id)s, %(variant_id)s, %(catalog_id)s, %(quantity)s, false,
+        %(added_at)s)
+"""
+_UPDATE_ITEM_SQL = """
+UPDATE commerce_cart_items
+SET quantity = %(quantity)s, saved_for_later = false,
+    catalog_id = coalesce(%(catalog_id)s, catalog_id)
+WHERE id = %(id)s
+"""
+# The cart's columns an edit may set along with its version.
+_EDITABLE_COLUMNS = frozenset({"currency", "coupon_code", "region"})
 
 T = TypeVar("T")
 # What an edit answers, built from the cart's new row in the edit's transaction.
@@ -73,10 +87,9 @@ def add_item(engine: Engine, cart_id: UUID, access: CartAccess, *, variant_id: U
         if catalog_slug is not None:
             catalog_id = shared_catalog(connection, catalog_slug).id
             catalog_margin(connection, catalog_id, variant.product_id)
-        i = commerce_cart_items
-        lines = connection.execute(
-            select(i.c.id, i.c.variant_id, i.c.quantity).where(i.c.cart_id == cart.id)
-        ).all()
+        lines = plain_sql.rows(
+            connection, "SELECT id, variant_id, quantity FROM commerce_cart_items"
+            " WHERE cart_id = %(cart_id)s", {"cart_id": cart.id})
         if lines and cart.currency != variant.currency:
             raise ce.CurrencyMismatch(
                 f"the cart is in {cart.currency}; this product is in {variant.currency}"
@@ -85,16 +98,13 @@ def add_item(engine: Engine, cart_id: UUID, access: CartAccess, *, variant_id: U
         total = quantity + (int(line.quantity) if line is not None else 0)
         _check_stock(variant, total)
         if line is None:
-            connection.execute(insert(i).values(
-                id=uuid7(), cart_id=cart.id, variant_id=variant_id, catalog_id=catalog_id,
-                quantity=total, saved_for_later=False, added_at=datetime.now(UTC),
-            ))
+            plain_sql.execute(connection, _INSERT_ITEM_SQL, {
+                "id": uuid7(), "cart_id": cart.id, "variant_id": variant_id,
+                "catalog_id": catalog_id, "quantity": total, "added_at": datetime.now(UTC)})
         else:
             # The latest link the shopper came through gets the sale.
-            values = {"quantity": total, "saved_for_later": False}
-            if catalog_id is not None:
-                values["catalog_id"] = catalog_id
-            connection.execute(update(i).where(i.c.id == line.id).values(**values))
+            plain_sql.execute(connection, _UPDATE_ITEM_SQL, {
+                "id": line.id, "quantity": total, "catalog_id": catalog_id})
         return {"currency": variant.currency}
 
     return _edit(engine, cart_id, access, expected_version, change, idle_seconds, answer)
@@ -237,15 +247,9 @@ def _edit(engine: Engine, cart_id: UUID, access: CartAccess, expected_version: i
     """Lock the cart, check its state and version, apply `change`, bump the version
     (setting the cart's columns `change` returns in the same update); `answer` of the
     cart's new row, in the same transaction."""
-    t = commerce_carts
     with engine.begin() as connection:
         # The database's clock, read with the lock, so every process ages carts alike.
-        cart = connection.execute(
-            visible_cart_query(cart_id, access).add_columns(func.now().label("db_now"))
-            .with_for_update(of=t)
-        ).first()
-        if cart is None:
-            raise ce.CartNotFound(f"no cart {cart_id}")
+        cart = lock_visible_cart(connection, cart_id, access)
         now = cart.db_now
         # An idle cart the expiry job has not reached yet is expired all the same (the
         # job or the owner's next read marks it).
@@ -258,27 +262,35 @@ def _edit(engine: Engine, cart_id: UUID, access: CartAccess, expected_version: i
                 f"cart {cart_id} is at version {cart.version}, not {expected_version}"
             )
         values = change(connection, cart) or {}
-        row = connection.execute(
-            update(t).where(t.c.id == cart_id)
-            .values(version=t.c.version + 1, updated_at=now, **values).returning(t)
-        ).one()
+        if not _EDITABLE_COLUMNS.issuperset(values):
+            raise ValueError(f"an edit sets only {sorted(_EDITABLE_COLUMNS)}")
+        sets = "".join(f", {name} = %({name})s" for name in values)
+        row = plain_sql.first(
+            connection,
+            f"UPDATE commerce_carts SET version = version + 1, updated_at = %(now)s{sets}"
+            " WHERE id = %(id)s RETURNING *",
+            {**values, "now": now, "id": cart_id},
+        )
         return answer(connection, row)
 
 
-def _sellable_variant(connection: Connection, variant_id: UUID) -> Row:
+def _sellable_variant(connection: Connection, variant_id: UUID):
     """The variant with its product's currency and stock. Raises: VariantNotFound,
     ProductUnavailable."""
-    v, p = commerce_variants, commerce_products
-    row = connection.execute(
-        select(v.c.id, v.c.product_id, v.c.stock_available, v.c.active, p.c.currency,
-               p.c.active.label("product_active"))
-        .join(p, p.c.id == v.c.product_id).where(v.c.id == variant_id)
-    ).first()
+    row = plain_sql.first(connection, _SELLABLE_VARIANT_SQL, {"id": variant_id})
     if row is None:
         raise ce.VariantNotFound(f"no variant {variant_id}")
     if not (row.active and row.product_active):
         raise ce.ProductUnavailable(f"variant {variant_id} is no longer sold")
     return row
+
+
+_SELLABLE_VARIANT_SQL = """
+SELECT v.id, v.product_id, v.stock_available, v.active, p.currency,
+       p.active AS product_active
+FROM commerce_variants v JOIN commerce_products p ON p.id = v.product_id
+WHERE v.id = %(id)s
+"""
 
 
 def _check_stock(variant: Row, quantity: int) -> None:

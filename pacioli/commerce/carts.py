@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, Row, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from pacioli.commerce import errors as ce
+from pacioli.commerce import plain_sql
 from pacioli.commerce.catalog_tables import commerce_cart_items, commerce_carts
 from pacioli.ledger.domain.ids import uuid7
 
@@ -88,6 +89,27 @@ def visible_cart(connection: Connection, cart_id: UUID, access: CartAccess, *,
     """
     query = visible_cart_query(cart_id, access)
     row = connection.execute(query.with_for_update() if for_update else query).first()
+    if row is None:
+        raise ce.CartNotFound(f"no cart {cart_id}")
+    return row
+
+
+def lock_visible_cart(connection: Connection, cart_id: UUID, access: CartAccess):
+    """`visible_cart(..., for_update=True)` in plain SQL, with the database's clock
+    (`db_now`) read in the same round trip. Raises: CartNotFound."""
+    owned, params = [], {"id": cart_id}
+    if access.user_id is not None:
+        owned.append("user_id = %(user_id)s")
+        params["user_id"] = access.user_id
+    if access.guest_token is not None:
+        owned.append("guest_token_hash = %(token_hash)s")
+        params["token_hash"] = token_digest(access.guest_token)
+    row = None if not owned else plain_sql.first(
+        connection,
+        "SELECT *, now() AS db_now FROM commerce_carts"
+        f" WHERE id = %(id)s AND ({' OR '.join(owned)}) FOR UPDATE",
+        params,
+    )
     if row is None:
         raise ce.CartNotFound(f"no cart {cart_id}")
     return row

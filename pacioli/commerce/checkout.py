@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, case, select, update
+from sqlalchemy import Engine, select, update
 
 from pacioli.commerce import errors as ce
 from pacioli.commerce import inventory, plain_sql, pricing, promotions
@@ -475,28 +475,33 @@ class Checkout:
                      at: datetime, holds: dict[UUID, UUID] | None = None,
                      **values: Any) -> list:
         """Move the checkout's orders still `placed` and announce each; their new rows,
-        by id."""
-        o = commerce_orders
+        by id. (`values`: more of the orders' columns, named by this module.)"""
+        sets = "".join(f", {name} = %({name})s" for name in values)
         if holds:
-            values["hold_transfer_id"] = case(
-                *((o.c.id == order_id, hold_id) for order_id, hold_id in holds.items()),
-                else_=o.c.hold_transfer_id,
-            )
-        rows = connection.execute(
-            update(o).where(o.c.checkout_id == checkout_id, o.c.status == "placed")
-            .values(status=status, updated_at=at, **values).returning(o)
-        ).all()
+            # Each order's hold from a JSON object of order id -> hold id.
+            sets += (", hold_transfer_id = coalesce((%(holds)s::jsonb ->> id::text)::uuid,"
+                     " hold_transfer_id)")
+        rows = plain_sql.rows(
+            connection,
+            f"UPDATE commerce_orders SET status = %(status)s, updated_at = %(at)s{sets}"
+            " WHERE checkout_id = %(checkout_id)s AND status = 'placed' RETURNING *",
+            {**values, "status": status, "at": at, "checkout_id": checkout_id,
+             "holds": _json({str(order): str(hold) for order, hold in (holds or {}).items()})},
+        )
         rows = sorted(rows, key=lambda r: r.id)
         announce_all(connection, rows, event, at=at)
         return rows
 
     def _conditional(self, connection, checkout_id: UUID, **values: Any):
-        """The checkout's row, changed if it was still live (None if it was settled)."""
-        t = commerce_checkouts
-        return connection.execute(
-            update(t).where(t.c.id == checkout_id, t.c.status.in_(LIVE))
-            .values(updated_at=self._clock(), **values).returning(t)
-        ).first()
+        """The checkout's row, changed if it was still live (None if it was settled).
+        (`values`: more of the checkout's columns, named by this module.)"""
+        sets = "".join(f", {name} = %({name})s" for name in values)
+        return plain_sql.first(
+            connection,
+            f"UPDATE commerce_checkouts SET updated_at = %(updated_at)s{sets}"
+            " WHERE id = %(id)s AND status IN ('placed', 'awaiting_payment') RETURNING *",
+            {**values, "updated_at": self._clock(), "id": checkout_id},
+        )
 
     def _update_checkout(self, checkout_id: UUID, statuses: tuple[str, ...], **values) -> None:
         t = commerce_checkouts

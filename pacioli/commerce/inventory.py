@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, Row, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pacioli.commerce import errors as ce
+from pacioli.commerce import plain_sql
 from pacioli.commerce.catalog_tables import (
     commerce_products,
     commerce_reservation_lines,
@@ -267,26 +268,35 @@ def _check_variants_exist(connection: Connection, variant_ids: list[UUID]) -> No
             raise ce.VariantNotFound(f"no variant {variant_id}")
 
 
-def _take_available(connection: Connection, variant_id: UUID, quantity: int, *, into: str) -> Row:
+# Taking units of a variant still sold, if enough are available; the row's stock and
+# low-stock threshold come back for `_announce_if_low`. `{into}` is a counter's name.
+_TAKE_AVAILABLE_SQL = """
+UPDATE commerce_variants v
+SET stock_available = v.stock_available - %(quantity)s, {into} = v.{into} + %(quantity)s
+FROM commerce_products p, commerce_suppliers s
+WHERE v.id = %(id)s AND v.active AND v.stock_available >= %(quantity)s
+  AND p.id = v.product_id AND p.active AND s.merchant_id = p.supplier_id
+RETURNING v.id, v.product_id, v.sku, v.stock_available, p.supplier_id, p.name,
+          coalesce(v.low_stock_threshold, s.low_stock_threshold) AS threshold
+"""
+_TAKE_AVAILABLE = {into: _TAKE_AVAILABLE_SQL.format(into=into)
+                   for into in ("stock_reserved", "stock_sold")}
+_MOVE = {(take, give): f"UPDATE commerce_variants SET {take} = {take} - %(quantity)s,"
+                       f" {give} = {give} + %(quantity)s WHERE id = %(id)s"
+         for take, give in (("stock_reserved", "stock_sold"),
+                            ("stock_reserved", "stock_available"))}
+
+
+def _take_available(connection: Connection, variant_id: UUID, quantity: int, *, into: str):
     """Move `quantity` units from available into `into`, or raise.
 
     Raises: OutOfStock, VariantNotFound.
     """
-    v, p, s = commerce_variants, commerce_products, commerce_suppliers
-    taken = connection.execute(
-        update(v)
-        .where(
-            v.c.id == variant_id, v.c.active, v.c.stock_available >= quantity,
-            p.c.id == v.c.product_id, p.c.active, s.c.merchant_id == p.c.supplier_id,
-        )
-        .values({
-            v.c.stock_available: v.c.stock_available - quantity,
-            v.c[into]: v.c[into] + quantity,
-        })
-        .returning(*_stock_columns())
-    ).first()
+    taken = plain_sql.first(connection, _TAKE_AVAILABLE[into],
+                            {"id": variant_id, "quantity": quantity})
     if taken is not None:
         return taken
+    v = commerce_variants
     found = connection.execute(select(v.c.stock_available).where(v.c.id == variant_id)).first()
     if found is None:
         raise ce.VariantNotFound(f"no variant {variant_id}")
@@ -298,13 +308,11 @@ def _take_available(connection: Connection, variant_id: UUID, quantity: int, *, 
 
 def _move_lines(connection: Connection, reservation_id: UUID, *, take: str, give: str,
                 lines: list[tuple[UUID, int]] | None = None) -> None:
-    """Move the reservation's units (`lines`, merged, when the caller knows them)."""
-    v = commerce_variants
+    """Move the reservation's units (`lines`, merged, when the caller knows them), in
+    variant id order."""
+    move = _MOVE[(take, give)]
     for variant_id, quantity in lines or _lines_of(connection, reservation_id):
-        connection.execute(
-            update(v).where(v.c.id == variant_id)
-            .values({v.c[take]: v.c[take] - quantity, v.c[give]: v.c[give] + quantity})
-        )
+        plain_sql.execute(connection, move, {"id": variant_id, "quantity": quantity})
 
 
 def _lines_of(connection: Connection, reservation_id: UUID) -> list[tuple[UUID, int]]:
@@ -318,11 +326,11 @@ def _lines_of(connection: Connection, reservation_id: UUID) -> list[tuple[UUID, 
 
 def _resolve(connection: Connection, reservation_id: UUID, from_status: str, to: str) -> bool:
     """Move the reservation from one state to another; False if it was not in `from_status`."""
-    r = commerce_reservations
-    return connection.execute(
-        update(r).where(r.c.id == reservation_id, r.c.status == from_status)
-        .values(status=to, resolved_at=func.now()).returning(r.c.id)
-    ).first() is not None
+    return plain_sql.execute(
+        connection, "UPDATE commerce_reservations SET status = %(to)s, resolved_at = now()"
+        " WHERE id = %(id)s AND status = %(from_status)s",
+        {"id": reservation_id, "from_status": from_status, "to": to},
+    ) == 1
 
 
 def _status(connection: Connection, reservation_id: UUID) -> str:
