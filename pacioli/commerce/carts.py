@@ -139,8 +139,8 @@ def empty_cart(connection: Connection, cart_id: UUID, *, version: int) -> None:
     In the caller's transaction; one statement. Raises: StaleCart (the cart moved past
     `version`), CartNotFound.
     """
-    bumped = connection.exec_driver_sql(_EMPTY_CART_SQL, {"id": cart_id, "version": version})
-    if bumped.first() is None:
+    bumped = plain_sql.first(connection, _EMPTY_CART_SQL, {"id": cart_id, "version": version})
+    if bumped is None:
         get_cart(connection, cart_id)  # CartNotFound if there is no such cart
         raise ce.StaleCart(f"cart {cart_id} is no longer at version {version}")
 

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from uuid import UUID
 
+import psycopg
 from sqlalchemy import Connection, Engine, Row, func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -69,7 +70,7 @@ def reserve(
                 _reserve(connection, reservation_id, wanted, expires_at=expires_at)
         else:
             _reserve(connection, reservation_id, wanted, expires_at=expires_at)
-    except IntegrityError:
+    except (IntegrityError, psycopg.errors.IntegrityError):
         # A line's variant does not exist (its foreign key refused it; the savepoint
         # undid the rest): name it. Looked for only then, so a reservation costs no read.
         if not savepoint:
@@ -98,11 +99,11 @@ def _reserve(connection: Connection, reservation_id: UUID, wanted: list[tuple[UU
              expires_at: datetime) -> None:
     """`reserve`'s writes. A retry is found by the insert's conflict, not by a read
     first: the id of a new checkout is new, so it almost never conflicts."""
-    recorded = connection.exec_driver_sql(_RESERVE_SQL, {
+    recorded = plain_sql.first(connection, _RESERVE_SQL, {
         "id": reservation_id, "expires_at": expires_at,
         "variant_ids": [variant_id for variant_id, _ in wanted],
         "quantities": [quantity for _, quantity in wanted],
-    }).first()
+    })
     if recorded is None:
         # A retry, or a concurrent call with this id that committed first: a held or
         # committed reservation stands (a no-op); a released or expired one raises.

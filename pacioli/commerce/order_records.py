@@ -18,6 +18,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Row, select
 
+from pacioli.commerce import plain_sql
 from pacioli.commerce.order_split import Share, ShareKind
 from pacioli.commerce.order_tables import (
     commerce_order_history,
@@ -185,7 +186,7 @@ def announce_all(connection: Connection, rows: Sequence[Row], event: str, *,
     if not rows:
         return
     announced_at = datetime.now(UTC).isoformat()
-    connection.exec_driver_sql(_ANNOUNCE_ALL_SQL, {
+    plain_sql.execute(connection, _ANNOUNCE_ALL_SQL, {
         "aggregate": AGGREGATE,
         "history": json.dumps([
             {"id": str(uuid7()), "order_id": str(row.id), "event": event,
