@@ -3,6 +3,7 @@
     python bench/matching_bench.py [--inserts 100000] [--mix 100000] [--repeats 3] [--seed 7]
                                    [--settle-orders 10000] [--live-orders 2000]
                                    [--database-url postgresql://...] [--no-settlement]
+                                   [--no-freeze]
 
 1. A command stream for BTC-USD is generated (seeded, so every run sees the same one):
    `--inserts` limit orders alternating buy and sell around a mid price, buys a few ticks
@@ -14,11 +15,15 @@
 2. The same stream runs through `pacioli.matching.OrderBook.apply` and through
    `pyorderbook.Book` (the peer: `match` for orders, `cancel`; it has no IOC or amend, so
    an IOC is a `match` then a `cancel` of what rested, a move is a `cancel` and a new
-   `match`, a reduce lowers the order's quantity in place). Commands are built before the
-   clock starts, for both. Each book runs the stream `--repeats` times from empty: once
-   untimed per command for the throughput (orders/s = commands / wall time), once with a
-   `perf_counter_ns` around every command for the p50/p99 latency. The best throughput
-   and the median latencies over the repeats are reported. Python's cyclic GC stays on.
+   `match`, a reduce lowers the order's quantity in place). Both sides are measured the
+   same way: the stream is kept as plain tuples (`plan_of`), and before each run that
+   side's inputs are built afresh from them (Pacioli's commands, pyorderbook's orders),
+   then a full collection runs and everything that exists is frozen (`gc.freeze`), so the
+   cyclic GC, which stays on, sees only what the run itself makes; the side that runs
+   first alternates from repeat to repeat. Each book runs the stream `--repeats` times
+   from empty: once untimed per command for the throughput (orders/s = commands / wall
+   time), once with a `perf_counter_ns` around every command for the p50/p99 latency.
+   The best throughput and the median latencies over the repeats are reported.
 3. The end-to-end part, matching settled in the ledger, runs the exchange service on a
    throwaway database (embedded PostgreSQL unless `--database-url`): see
    bench/matching_settlement.py. `settled_fills_per_s` is the rate at which a backlog of
@@ -37,6 +42,7 @@ comparison would be worthless) or a settlement check breaks.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import random
@@ -78,6 +84,9 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default: an embedded one)")
     parser.add_argument("--no-settlement", action="store_true",
                         help="measure the book only")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="leave the objects made before each book run to the garbage "
+                        "collector (not gc.freeze()d)")
     return parser.parse_args(argv)
 
 
@@ -149,38 +158,87 @@ def generate_stream(inserts: int, mix: int, seed: int) -> tuple[list[object], in
     return commands, traded, fills
 
 
-def peer_stream(commands: list[object]) -> list[tuple[int, object, object]]:
-    """The same stream as pyorderbook operations: (kind, order, extra), orders pre-built."""
+def plan_of(commands: list[object]) -> list[tuple]:
+    """The stream as plain tuples, from which each side builds its own inputs right before
+    its run (see `pacioli_commands`, `peer_operations`): ("place", ts, order_id, owner,
+    side, price, size, ioc), ("cancel", ts, order_id, owner), ("move", ts, order_id,
+    owner, side, price, open size), ("reduce", ts, order_id, owner, size). A move's open
+    size (which pyorderbook's new order needs) comes from a run through a Pacioli book."""
+    book = OrderBook(BTC_USD)
+    plan: list[tuple] = []
+    for command in commands:
+        if isinstance(command, PlaceOrder):
+            plan.append(("place", command.ts, command.order_id, command.owner,
+                         str(command.side), command.price, command.size,
+                         command.tif is TimeInForce.IOC))
+        elif isinstance(command, CancelOrder):
+            plan.append(("cancel", command.ts, command.order_id, command.owner))
+        elif command.price is not None:
+            view = book.get_order(command.order_id)
+            plan.append(("move", command.ts, command.order_id, command.owner,
+                         str(view.side), command.price, view.remaining_size))
+        else:
+            plan.append(("reduce", command.ts, command.order_id, command.owner, command.size))
+        book.apply(command)  # type: ignore[arg-type]
+    return plan
+
+
+def pacioli_commands(plan: list[tuple]) -> list[object]:
+    """Pacioli's commands of the plan, built afresh (enum fields as members)."""
+    commands: list[object] = []
+    for step in plan:
+        kind = step[0]
+        if kind == "place":
+            _, ts, order_id, owner, side, price, size, ioc = step
+            commands.append(PlaceOrder(ts, order_id, owner, Side(side), OrderType.LIMIT,
+                                       size=size, price=price,
+                                       tif=TimeInForce.IOC if ioc else TimeInForce.GTC))
+        elif kind == "cancel":
+            commands.append(CancelOrder(*step[1:]))
+        elif kind == "move":
+            _, ts, order_id, owner, _, price, _ = step
+            commands.append(AmendOrder(ts, order_id, owner, price=price))
+        else:
+            _, ts, order_id, owner, size = step
+            commands.append(AmendOrder(ts, order_id, owner, size=size))
+    return commands
+
+
+def peer_operations(plan: list[tuple]) -> list[tuple[int, object, object]]:
+    """The plan as pyorderbook operations, built afresh: (kind, order, extra).
+
+    pyorderbook has no IOC or amend: an IOC is a `match` then a `cancel` of what rested,
+    a move a `cancel` and a `match` of a new order at the new price for the open size, a
+    reduce lowers the order's quantity in place. Its orders are built here because a run
+    changes them (their quantity), so every run needs its own.
+    """
     import pyorderbook
 
     logging.getLogger("pyorderbook.book").setLevel(logging.WARNING)
     current: dict[int, pyorderbook.Order] = {}
-    book = OrderBook(BTC_USD)
     operations: list[tuple[int, object, object]] = []
-    for command in commands:
-        if isinstance(command, PlaceOrder):
-            make = pyorderbook.bid if command.side is Side.BUY else pyorderbook.ask
-            order = make("BTC-USD", command.price, command.size)
-            current[command.order_id] = order
-            kind = PEER_IOC if command.tif is TimeInForce.IOC else PEER_MATCH
-            operations.append((kind, order, None))
-        elif isinstance(command, CancelOrder):
-            operations.append((PEER_CANCEL, current[command.order_id], None))
-        elif command.price is not None:  # a move: cancel, then a new order at the new price
-            old = current[command.order_id]
-            view = book.get_order(command.order_id)
-            make = pyorderbook.bid if view.side is Side.BUY else pyorderbook.ask
-            new = make("BTC-USD", command.price, view.remaining_size)
-            current[command.order_id] = new
-            operations.append((PEER_MOVE, old, new))
+    for step in plan:
+        kind = step[0]
+        if kind == "place":
+            _, _, order_id, _, side, price, size, ioc = step
+            make = pyorderbook.bid if side == "buy" else pyorderbook.ask
+            order = current[order_id] = make("BTC-USD", price, size)
+            operations.append((PEER_IOC if ioc else PEER_MATCH, order, None))
+        elif kind == "cancel":
+            operations.append((PEER_CANCEL, current[step[2]], None))
+        elif kind == "move":
+            _, _, order_id, _, side, price, size = step
+            make = pyorderbook.bid if side == "buy" else pyorderbook.ask
+            new = make("BTC-USD", price, size)
+            operations.append((PEER_MOVE, current[order_id], new))
+            current[order_id] = new
         else:
-            operations.append((PEER_REDUCE, current[command.order_id], command.size))
-        book.apply(command)  # type: ignore[arg-type]  (to know a moved order's open size)
+            operations.append((PEER_REDUCE, current[step[2]], step[4]))
     return operations
 
 
-def run_pacioli(commands: list[object], timed: bool) -> tuple[float, list[int]]:
-    """(seconds, per-command ns if timed) of one run from an empty book."""
+def run_pacioli(commands: list[object], timed: bool) -> tuple[float, float, list[int]]:
+    """(wall seconds, CPU seconds, per-command ns if timed) of one run from an empty book."""
     book = OrderBook(BTC_USD)
     apply = book.apply
     latencies: list[int] = []
@@ -191,42 +249,91 @@ def run_pacioli(commands: list[object], timed: bool) -> tuple[float, list[int]]:
             start = clock()
             apply(command)
             record(clock() - start)
-        return 0.0, latencies
+        return 0.0, 0.0, latencies
+    cpu = time.process_time()
     start = time.perf_counter()
     for command in commands:
         apply(command)
-    return time.perf_counter() - start, latencies
+    return time.perf_counter() - start, time.process_time() - cpu, latencies
 
 
-def run_peer(operations: list[tuple[int, object, object]], timed: bool) -> tuple[float, list[int]]:
+def run_peer(
+    operations: list[tuple[int, object, object]], timed: bool
+) -> tuple[float, float, list[int]]:
+    """(wall seconds, CPU seconds, per-command ns if timed) of one run from an empty
+    pyorderbook book.
+
+    The same loop twice, timed per operation or not, so the untimed one carries no timing
+    (as `run_pacioli`'s)."""
     import pyorderbook
 
     book = pyorderbook.Book()
+    order_map = book.order_map
+    match = book.match
+    cancel = book.cancel
     latencies: list[int] = []
-    clock = time.perf_counter_ns
-    record = latencies.append
+    if timed:
+        clock = time.perf_counter_ns
+        record = latencies.append
+        for kind, order, extra in operations:
+            start = clock()
+            if kind == PEER_MATCH:
+                match(order)
+            elif kind == PEER_CANCEL:
+                if order.id in order_map:
+                    cancel(order)
+            elif kind == PEER_IOC:
+                match(order)
+                if order.id in order_map:
+                    cancel(order)
+            elif kind == PEER_MOVE:
+                if order.id in order_map:
+                    cancel(order)
+                match(extra)
+            else:
+                order.quantity = extra
+            record(clock() - start)
+        return 0.0, 0.0, latencies
+    cpu = time.process_time()
     start_all = time.perf_counter()
     for kind, order, extra in operations:
-        if timed:
-            start = clock()
         if kind == PEER_MATCH:
-            book.match(order)
+            match(order)
         elif kind == PEER_CANCEL:
-            if order.id in book.order_map:
-                book.cancel(order)
+            if order.id in order_map:
+                cancel(order)
         elif kind == PEER_IOC:
-            book.match(order)
-            if order.id in book.order_map:
-                book.cancel(order)
+            match(order)
+            if order.id in order_map:
+                cancel(order)
         elif kind == PEER_MOVE:
-            if order.id in book.order_map:
-                book.cancel(order)
-            book.match(extra)
+            if order.id in order_map:
+                cancel(order)
+            match(extra)
         else:
             order.quantity = extra
-        if timed:
-            record(clock() - start)
-    return time.perf_counter() - start_all, latencies
+    return time.perf_counter() - start_all, time.process_time() - cpu, latencies
+
+
+def measured(
+    build: Callable[[], list], run: Callable[[list, bool], tuple[float, float, list[int]]],
+    timed: bool, freeze: bool = True,
+) -> tuple[float, float, list[int]]:
+    """One run of one side, under the same conditions for both: its inputs built just
+    before (`build`), then a full collection, and the objects that exist before the run
+    frozen (`gc.freeze`), so the collector (which stays on) sees only what the run makes;
+    unfrozen and dropped afterwards. `freeze=False` (`--no-freeze`) leaves them to the
+    collector, as the bench did before 2026-11-25."""
+    inputs = build()
+    gc.collect()
+    if freeze:
+        gc.freeze()
+    try:
+        return run(inputs, timed)
+    finally:
+        gc.unfreeze()
+        del inputs
+        gc.collect()
 
 
 def percentile_us(latencies_ns: list[int], fraction: float) -> float:
@@ -255,39 +362,53 @@ def same_fills_on_inserts(commands: list[object], inserts: int) -> bool:
 
 
 def book_figures(inserts: int = 100_000, mix: int = 100_000, repeats: int = 3,
-                 seed: int = 7, log: Callable[[str], None] = print) -> dict:
+                 seed: int = 7, log: Callable[[str], None] = print,
+                 freeze: bool = True) -> dict:
     """Pacioli's book and pyorderbook on one stream: orders/s and p50/p99 per command."""
     commands, traded, fills = generate_stream(inserts, mix, seed)
-    throughput, p50, p99 = [], [], []
-    peer_throughput, peer_p50, peer_p99 = [], [], []
+    same_fills = same_fills_on_inserts(commands, inserts)
+    plan = plan_of(commands)
+    del commands
+    sides = {
+        "pacioli": (lambda: pacioli_commands(plan), run_pacioli),
+        "pyorderbook": (lambda: peer_operations(plan), run_peer),
+    }
+    figures: dict[str, dict[str, list[float]]] = {
+        name: {"throughput": [], "cpu_throughput": [], "p50": [], "p99": []} for name in sides
+    }
     for repeat in range(repeats):
-        seconds, _ = run_pacioli(commands, timed=False)
-        throughput.append(len(commands) / seconds)
-        _, latencies = run_pacioli(commands, timed=True)
-        p50.append(percentile_us(latencies, 0.50))
-        p99.append(percentile_us(latencies, 0.99))
-        operations = peer_stream(commands)
-        seconds, _ = run_peer(operations, timed=False)
-        peer_throughput.append(len(commands) / seconds)
-        operations = peer_stream(commands)
-        _, latencies = run_peer(operations, timed=True)
-        peer_p50.append(percentile_us(latencies, 0.50))
-        peer_p99.append(percentile_us(latencies, 0.99))
-        log(f"repeat {repeat + 1}: pacioli {throughput[-1]:,.0f}/s p50 {p50[-1]:.1f} µs "
-            f"p99 {p99[-1]:.1f} µs | pyorderbook {peer_throughput[-1]:,.0f}/s "
-            f"p50 {peer_p50[-1]:.1f} µs p99 {peer_p99[-1]:.1f} µs")
+        # Each side runs first in every other repeat.
+        for name in (sides if repeat % 2 == 0 else reversed(list(sides))):
+            build, run = sides[name]
+            seconds, cpu_seconds, _ = measured(build, run, timed=False, freeze=freeze)
+            _, _, latencies = measured(build, run, timed=True, freeze=freeze)
+            figures[name]["throughput"].append(len(plan) / seconds)
+            figures[name]["cpu_throughput"].append(len(plan) / cpu_seconds)
+            figures[name]["p50"].append(percentile_us(latencies, 0.50))
+            figures[name]["p99"].append(percentile_us(latencies, 0.99))
+        ours, theirs = figures["pacioli"], figures["pyorderbook"]
+        log(f"repeat {repeat + 1}: pacioli {ours['throughput'][-1]:,.0f}/s "
+            f"({ours['cpu_throughput'][-1]:,.0f}/CPU-s) p50 {ours['p50'][-1]:.1f} µs "
+            f"p99 {ours['p99'][-1]:.1f} µs | pyorderbook {theirs['throughput'][-1]:,.0f}/s "
+            f"({theirs['cpu_throughput'][-1]:,.0f}/CPU-s) p50 {theirs['p50'][-1]:.1f} µs "
+            f"p99 {theirs['p99'][-1]:.1f} µs")
+    ours, theirs = figures["pacioli"], figures["pyorderbook"]
     return {
-        "commands": len(commands),
+        "commands": len(plan),
         "inserts": inserts,
         "fills": fills,
         "inserts_traded": traded,
-        "ops_per_s": round(max(throughput)),
-        "p50_us": statistics.median(p50),
-        "p99_us": statistics.median(p99),
-        "peer_ops_per_s": round(max(peer_throughput)),
-        "peer_p50_us": statistics.median(peer_p50),
-        "peer_p99_us": statistics.median(peer_p99),
-        "same_fills_as_peer": same_fills_on_inserts(commands, inserts),
+        "ops_per_s": round(max(ours["throughput"])),
+        "p50_us": statistics.median(ours["p50"]),
+        "p99_us": statistics.median(ours["p99"]),
+        "peer_ops_per_s": round(max(theirs["throughput"])),
+        # Per second of the process's CPU time: what the wall-clock figure would be on an
+        # idle machine, less sensitive to other processes taking the cores.
+        "ops_per_cpu_s": round(max(ours["cpu_throughput"])),
+        "peer_ops_per_cpu_s": round(max(theirs["cpu_throughput"])),
+        "peer_p50_us": statistics.median(theirs["p50"]),
+        "peer_p99_us": statistics.median(theirs["p99"]),
+        "same_fills_as_peer": same_fills,
     }
 
 
@@ -308,7 +429,8 @@ def settlement_figures(options: argparse.Namespace) -> dict | None:
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     book = book_figures(options.inserts, options.mix, options.repeats, options.seed,
-                        log=lambda line: print(line, file=sys.stderr))
+                        log=lambda line: print(line, file=sys.stderr),
+                        freeze=not options.no_freeze)
     print(json.dumps({"book": book}))
     settlement = settlement_figures(options)
     if settlement is not None:
