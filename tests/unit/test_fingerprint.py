@@ -3,6 +3,7 @@ JSON must match the general one to the byte, or stored keys would stop matching 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
@@ -90,3 +91,26 @@ def test_the_fingerprint_of_a_known_request_does_not_change():
         '"type":"CreateTransfers"}'
     )
     assert c.fingerprint(command) == hashlib.sha256(general_json(command).encode()).digest()
+
+
+@given(st.lists(specs, min_size=1, max_size=3), st.lists(st.none() | st.uuids(), min_size=3,
+                                                          max_size=3))
+def test_a_transfer_request_with_chosen_ids_is_written_as_the_general_path_writes_it(
+    transfers, ids
+):
+    command = c.CreateTransfers(tuple(
+        dataclasses.replace(spec, id=transfer_id)
+        for spec, transfer_id in zip(transfers, ids, strict=False)
+    ))
+    assert c._create_transfers_json(command) == general_json(command)
+
+
+def test_an_unset_chosen_id_leaves_the_fingerprint_as_it_was():
+    spec = TransferSpec(
+        (Leg(UUID(int=1), Direction.DEBIT, 5), Leg(UUID(int=2), Direction.CREDIT, 5))
+    )
+    assert '"id"' not in general_json(c.CreateTransfers((spec,)))
+    assert '"id"' not in general_json(c.LinkedBatch((spec,)))
+    chosen = dataclasses.replace(spec, id=UUID(int=3))
+    assert '"id":"00000000-0000-0000-0000-000000000003"' in general_json(c.LinkedBatch((chosen,)))
+    assert c.fingerprint(c.CreateTransfers((chosen,))) != c.fingerprint(c.CreateTransfers((spec,)))

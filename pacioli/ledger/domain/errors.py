@@ -233,6 +233,12 @@ class AssetAlreadyExists(Conflict):
     code = "asset_already_exists"
 
 
+class TransferAlreadyExists(Conflict):
+    """A transfer with the id the caller chose exists already."""
+
+    code = "transfer_already_exists"
+
+
 class TransferNotPending(Conflict):
     """The transfer is not a pending transfer."""
 

@@ -227,3 +227,9 @@ class TransferSpec:
     # A deadline relative to when the ledger accepts the transfer. Kept relative in the
     # request (and so in its idempotency fingerprint) so that a retry is the same request.
     timeout_seconds: int | None = None
+    # The transfer's id, chosen by the caller (TigerBeetle's model); None lets the ledger
+    # choose one. A caller that chooses it can name the transfer (post or void a hold) in
+    # a command it submits before this one's answer arrives. Refused with
+    # `transfer_already_exists` if any transfer has it. Left out of the request's
+    # fingerprint when None, so requests made before the field existed hash as they did.
+    id: UUID | None = None

@@ -180,6 +180,7 @@ class StateMachine:
         for spec in command.transfers:
             validate_transfer_spec(spec, now=self.now)
             self._check_legs_against_accounts(spec)
+        self._check_chosen_ids(command.transfers)
         made = []
         for spec in command.transfers:
             kind = TransferKind.PENDING if spec.pending else TransferKind.POSTED
@@ -188,7 +189,7 @@ class StateMachine:
             made.append(
                 self._stage_transfer(
                     stage, kind, moves, metadata=spec.metadata, batch_id=batch_id,
-                    expires_at=_deadline(spec, self.now),
+                    expires_at=_deadline(spec, self.now), transfer_id=spec.id,
                 )
             )
         # Past this point the command succeeds.
@@ -214,6 +215,27 @@ class StateMachine:
                     f" {credits[asset_code]} (minor units)"
                 )
 
+    def _check_chosen_ids(self, specs: Iterable[TransferSpec]) -> None:
+        """Refuse transfer ids chosen by the caller that are taken (by a stored transfer,
+        one made earlier in this batch, or another transfer of this command).
+
+        The stored transfers with these ids were loaded with the batch (the ledger names
+        every chosen id among the transfers it reads), so a miss here means no transfer
+        has the id.
+
+        Raises: InvalidCommand, TransferAlreadyExists.
+        """
+        chosen: set[UUID] = set()
+        for spec in specs:
+            transfer_id = spec.id
+            if transfer_id is None:
+                continue
+            if type(transfer_id) is not UUID:
+                raise e.InvalidCommand(f"a transfer id is a UUID, not {transfer_id!r}")
+            if transfer_id in self.transfers or transfer_id in chosen:
+                raise e.TransferAlreadyExists(f"a transfer with the id {transfer_id} exists")
+            chosen.add(transfer_id)
+
     def _linked_batch(self, command: c.LinkedBatch) -> Outcome:
         if not 1 <= len(command.items) <= LINKED_TRANSFERS_MAX:
             raise e.BatchTooLarge(
@@ -229,6 +251,7 @@ class StateMachine:
                     "a linked batch holds transfers and pending resolutions only,"
                     f" not {type(item).__name__}"
                 )
+        self._check_chosen_ids(item for item in command.items if isinstance(item, TransferSpec))
         batch_id = self.new_id()
         stage = _Stage(self.accounts)
         made = []
@@ -242,7 +265,7 @@ class StateMachine:
                 made.append(
                     self._stage_transfer(
                         stage, kind, moves, metadata=item.metadata, batch_id=batch_id,
-                        expires_at=_deadline(item, self.now),
+                        expires_at=_deadline(item, self.now), transfer_id=item.id,
                     )
                 )
                 continue
@@ -363,9 +386,12 @@ class StateMachine:
         reverses_id: UUID | None = None,
         expires_at: datetime | None = None,
         allow_frozen: bool = False,
+        transfer_id: UUID | None = None,
     ) -> Transfer:
-        """Apply the moves to staged accounts, check their rules, and build the transfer."""
-        transfer_id = self.new_id()
+        """Apply the moves to staged accounts, check their rules, and build the transfer
+        (with the id the caller chose, if it did)."""
+        if transfer_id is None:
+            transfer_id = self.new_id()
         now = self.now
         postings = []
         touched = {}  # account id -> staged account, in order of first appearance

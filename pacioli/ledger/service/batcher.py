@@ -188,6 +188,22 @@ class Batcher(Generic[In, Out]):
             self._changed.notify()
         return answer
 
+    def submit_many(self, items: Sequence[In]) -> list[Answer[Out]]:
+        """Queue several items at once, in order: a writer that takes the first finds the
+        others waiting behind it, so they share its batch as far as its limits allow.
+
+        Raises: QueueFull (and then none is queued).
+        """
+        entries = [(item, Answer(), self._footprint(item)) for item in items]
+        with self._changed:
+            if self._stopping:
+                raise RuntimeError("the ledger writer is closed")
+            if len(self._waiting) + len(entries) > QUEUE_LENGTH_MAX:
+                raise QueueFull(f"{QUEUE_LENGTH_MAX} commands are already waiting")
+            self._waiting.extend(entries)
+            self._changed.notify()
+        return [answer for _, answer, _ in entries]
+
     def close(self) -> None:
         """Finish every waiting item, then stop the writers."""
         with self._changed:

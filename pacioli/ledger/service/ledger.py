@@ -75,6 +75,26 @@ class Written(Generic[T]):
     replayed: bool
 
 
+class InFlight(Generic[T]):
+    """A write submitted and not yet answered (`Ledger.submit_linked_batches`)."""
+
+    __slots__ = ("_answer", "_transfers_of")
+
+    def __init__(self, answer: Answer, transfers_of: Callable[[Outcome], list[Transfer]]):
+        self._answer = answer
+        self._transfers_of = transfers_of
+
+    def done(self) -> bool:
+        return self._answer.done()
+
+    def result(self) -> Written[T]:
+        """Wait for the answer; raise the command's rejection, if it was refused."""
+        outcome = self._answer.result()
+        if isinstance(outcome, e.DomainError):
+            raise outcome
+        return Written(self._transfers_of(outcome), outcome.replayed)
+
+
 class Ledger:
     """A double-entry ledger on one PostgreSQL database.
 
@@ -260,6 +280,42 @@ class Ledger:
         outcome = self.execute(c.LinkedBatch(tuple(items)), idempotency_key, client_id)
         return Written(self._transfers_of(outcome), outcome.replayed)
 
+    def submit_linked_batches(
+        self,
+        batches: Sequence[tuple[Sequence[TransferSpec | c.PostPending | c.VoidPending], str]],
+        *,
+        client_id: str | None = None,
+    ) -> list[InFlight[list[Transfer]]]:
+        """`linked_batch` without waiting, for several batches (items, idempotency key) at
+        once: queue them in order and return at once; each `result()` waits for that
+        batch's answer (and raises what `linked_batch` raises).
+
+        Batches are applied in the order given (and after anything submitted before), in
+        the same database transaction or in later ones, so a batch may post or void a hold
+        that an earlier one, still in flight, creates under an id the caller chose
+        (`TransferSpec(id=…)`). If that earlier batch is refused, the later one is refused
+        too (`transfer_not_found`). Each batch is still its own all-or-nothing command
+        with its own key; queued together, they share one transaction as far as the
+        writer's limits allow. This is how a caller keeps several batches in the ledger at
+        once without waiting for the ids the ledger would choose.
+
+        Raises: InvalidCommand (a malformed key), QueueFull (and nothing is queued).
+        """
+        client_id = client_id or self.client_id
+        submissions = []
+        for items, idempotency_key in batches:
+            if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
+                raise e.InvalidCommand("an idempotency key is a string of 1 to 255 characters")
+            submissions.append(c.Submission.of(
+                c.LinkedBatch(tuple(items)), client_id=client_id,
+                idempotency_key=idempotency_key,
+            ))
+        if self._batcher is not None:
+            answers = self._batcher.submit_many(submissions)
+        else:
+            answers = [self._submit_now(submission) for submission in submissions]
+        return [InFlight(answer, self._transfers_of) for answer in answers]
+
     def post_pending(
         self,
         pending_id: UUID,
@@ -372,6 +428,10 @@ class Ledger:
         submission = c.Submission.of(command, client_id=client_id, idempotency_key=idempotency_key)
         if self._batcher is not None:
             return self._batcher.submit(submission)
+        return self._submit_now(submission)
+
+    def _submit_now(self, submission: c.Submission) -> Answer[Outcome | e.DomainError]:
+        """Run one submission on this thread (no batcher); its answer, already given."""
         answer: Answer[Outcome | e.DomainError] = Answer()
         try:
             answer.set_result(self._execute_batch([submission])[0])
@@ -685,18 +745,36 @@ def _with_transfers(
 
 
 def _footprint(submission: c.Submission) -> frozenset[UUID]:
-    return frozenset(_referenced_account_ids([submission.command]))
+    """The accounts a command names, and the transfer ids it chooses or resolves.
+
+    A transfer id in the footprint keeps a command that resolves a hold behind the one
+    that creates it under a chosen id (see `submit`): with several writers, the two are
+    never in flight in different batches at once, so the first is applied first.
+    """
+    command = submission.command
+    accounts = _referenced_account_ids([command])
+    if type(command) is c.LinkedBatch or type(command) is c.CreateTransfers:
+        return frozenset((*accounts, *_referenced_transfer_ids([command])))
+    return frozenset(accounts)
 
 
 def _referenced_transfer_ids(commands: Iterable[c.Command]) -> set[UUID]:
+    """The transfers a batch must read: those it posts, voids, expires or reverses, and
+    those whose ids its transfers choose (to refuse an id that is taken)."""
     ids = set()
     for command in commands:
         if isinstance(command, c.PostPending | c.VoidPending | c.ExpirePending):
             ids.add(command.pending_id)
         elif isinstance(command, c.LinkedBatch):
+            for item in command.items:
+                if isinstance(item, c.PostPending | c.VoidPending):
+                    ids.add(item.pending_id)
+                elif isinstance(item, TransferSpec) and isinstance(item.id, UUID):
+                    ids.add(item.id)
+        elif isinstance(command, c.CreateTransfers):
             ids.update(
-                item.pending_id for item in command.items
-                if isinstance(item, c.PostPending | c.VoidPending)
+                spec.id for spec in command.transfers
+                if isinstance(spec, TransferSpec) and isinstance(spec.id, UUID)
             )
         elif isinstance(command, c.ReverseTransfer):
             ids.add(command.transfer_id)
