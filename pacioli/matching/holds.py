@@ -152,9 +152,10 @@ def immediate(command: PlaceOrder) -> bool:
 
 def hold_spec(
     *, wallet_account_id: UUID, clearing_account_id: UUID, asset: str, amount: int,
-    order: UUID, hold_id: UUID,
+    order: UUID, hold_id: UUID, transfer_id: UUID | None = None,
 ) -> TransferSpec:
-    """The pending transfer that holds an order's funds (first hold, top-up or re-hold).
+    """The pending transfer that holds an order's funds (first hold, top-up or re-hold);
+    `transfer_id` is its ledger id if we choose it (a settlement re-hold: its hold id).
 
     One function builds it everywhere, so a retry after a crash is the same request.
     """
@@ -163,4 +164,5 @@ def hold_spec(
          Leg(clearing_account_id, Direction.CREDIT, amount, asset)),
         {"flow": HOLD_FLOW, "order_id": str(order), "hold_id": str(hold_id)},
         pending=True,
+        id=transfer_id,
     )

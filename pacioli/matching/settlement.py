@@ -16,11 +16,12 @@ the same items under the same key, so the ledger replays those that had committe
 records them.
 
 A market's batches are planned ahead of the ledger (up to PLANNED_AHEAD_MAX, each stored
-before it is queued) and posted one at a time, in order, by the poster thread, which
-learns a batch's re-hold ids from its result before it builds the next batch's items
-(which may post them). The ledger ids of pending transfers are only known once posted,
-so two batches of a market are never in the ledger at once. Batches are recorded in
-order, on the planning thread, while the poster goes on.
+before it is sent) and sent to it in groups, in order (`Ledger.submit_linked_batches`): a
+batch's re-holds carry ids we choose (their hold ids), so the next batch can post them
+before this one is answered, and the ledger's writer packs the batches waiting into one
+transaction. Batches are recorded in order, on the planning thread, as their answers
+come. (Plans stored before re-holds had chosen ids are posted the old way, one at a
+time by the poster thread, which learns a batch's re-hold ids from its result.)
 
 `settle_pending()` settles everything matched so far on the calling thread;
 `settled_fills_per_second` times it, for the bench.
@@ -28,13 +29,14 @@ order, on the planning thread, while the poster goes on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -65,10 +67,12 @@ SETTLEMENT_FLOW = "exchange_settlement"  # the metadata `flow` of the trade tran
 WINDOW_COMMANDS_MAX = 2000  # commands read from the log per window
 WINDOW_FILLS_MAX = 10000  # fills read per window
 CUT_BOUND_MAX = 1024  # the largest item bound a cut is tried with (see _fitting_cut)
-# Batches of a market planned (and stored) ahead of the one the ledger is posting: the
-# poster takes the next at once when a post comes back, and the planner has that long
-# to plan another (and to record the last).
-PLANNED_AHEAD_MAX = 3
+# Batches of a market planned (and stored) and not yet recorded: those in the ledger and
+# those waiting in its queue.
+PLANNED_AHEAD_MAX = 8
+# Batches sent to the ledger in one submission (so they share its transactions): the
+# next group is planned and sent while the last is in the ledger.
+SENT_TOGETHER_MAX = 4
 
 
 def settle_key(batch_id: UUID) -> str:
@@ -154,33 +158,117 @@ class Settler:
 
     def _drain(self, state: MarketSettlement) -> int | None:
         """Plan, post and record until the market's log is settled (the pipeline above)."""
-        queued: deque[tuple[Planned, Future]] = deque()  # posted or waiting, in order
+        queued: deque[tuple[Planned, Callable[[], list]]] = deque()  # in the ledger, in order
         state.post_failed = False
         settled = None
         try:
             while True:
-                while len(queued) < PLANNED_AHEAD_MAX:
-                    planned = self._plan(state, [queued_plan.plan for queued_plan, _ in queued])
-                    if planned is None:
-                        break
-                    queued.append(
-                        (planned, self._poster.submit(self._post_in_turn, state, planned))
-                    )
+                while len(queued) + SENT_TOGETHER_MAX <= PLANNED_AHEAD_MAX:
+                    group = self._plan_group(state, [p.plan for p, _ in queued])
+                    queued.extend(zip(group, self._send(state, group), strict=True))
+                    if len(group) < SENT_TOGETHER_MAX:
+                        break  # the log is planned to its end
                 if not queued:
                     return settled
-                planned, posting = queued[0]
-                transfers = posting.result()
-                self._record(state, planned, transfers)
-                queued.popleft()
-                settled = (settled or 0) + planned.plan.fill_count
+                settled = (settled or 0) + self._record_answered(state, queued)
         except BaseException:
             state.post_failed = True  # the batches still queued are not posted
-            wait([posting for _, posting in queued])  # before memory is reset
+            for _, posted in queued:  # wait for those in the ledger, before memory is reset
+                with contextlib.suppress(BaseException):
+                    posted()
             raise
+
+    def _plan_group(self, state: MarketSettlement, unrecorded: list[BatchPlan]) -> list[Planned]:
+        """Plan up to SENT_TOGETHER_MAX batches and store them in one transaction."""
+        group: list[Planned] = []
+        with store.transaction(self._engine) as cursor:
+            while len(group) < SENT_TOGETHER_MAX:
+                planned = self._plan(state, unrecorded + [p.plan for p in group], cursor=cursor)
+                if planned is None:
+                    break
+                group.append(planned)
+        return group
+
+    def _record_answered(self, state: MarketSettlement, queued: deque) -> int:
+        """Wait for the first queued batch; record it and every batch behind it already
+        answered, in one transaction; the fills they settled. A batch that failed is
+        raised after those before it are recorded."""
+        answered, failure = [], None
+        while queued and (not answered or getattr(queued[0][1], "done", bool)()):
+            planned, posted = queued[0]
+            try:
+                answered.append((planned, posted()))
+            except BaseException as error:  # noqa: BLE001 - raised below, in turn
+                failure = error
+                break
+            queued.popleft()
+        if answered:
+            with store.transaction(self._engine) as cursor:
+                for planned, transfers in answered:
+                    self._record(state, planned, transfers, cursor=cursor)
+            for planned, _ in answered:
+                self._recorded(state, planned)
+        if failure is not None:
+            raise failure
+        return sum(planned.plan.fill_count for planned, _ in answered)
+
+    def _send(self, state: MarketSettlement, group: list[Planned]) -> list[Callable[[], list]]:
+        """Send batches to the ledger, together; for each, what waits for its transfers.
+
+        Batches whose re-holds carry ids of our choosing (`chosen_ids`) go at once, in one
+        submission: the batches behind name those re-holds by the same ids, so several of
+        a market's batches are in the ledger together, in order, and its writer packs them
+        into one transaction. An older plan is posted by the poster thread once the batch
+        before it came back (its re-holds' ids are the ledger's, known only then).
+        """
+        waits: list[Callable[[], list]] = []
+        prepared = []
+        for planned in group:
+            if not planned.plan.chosen_ids:
+                waits.append(self._poster.submit(self._post_in_turn, state, planned).result)
+                continue
+            if state.post_failed:
+                waits.append(_raise(SettlementStopped("an earlier batch failed to post")))
+                continue
+            try:
+                prepared.append((len(waits), self._post(state, planned, wait=False)))
+                waits.append(_raise(SettlementStopped("not sent")))  # replaced below
+            except Exception as error:  # noqa: BLE001 - raised in turn, after those before
+                state.post_failed = True  # nothing behind it is sent
+                waits.append(_raise(error))
+        if prepared:
+            try:
+                in_flight = self._ledger.submit_linked_batches(
+                    [(items, key) for _, (items, key) in prepared],
+                    client_id=EXCHANGE_CLIENT_ID,
+                )
+            except Exception as error:  # noqa: BLE001 - raised in turn
+                state.post_failed = True
+                in_flight = [error] * len(prepared)
+            sent = time.perf_counter()
+            for (index, (items, _)), flight in zip(prepared, in_flight, strict=True):
+                waits[index] = (_raise(flight) if isinstance(flight, Exception)
+                                else self._answer_of(state, flight, len(items), sent))
+        return waits
+
+    def _answer_of(self, state: MarketSettlement, in_flight, item_count: int,
+                   sent: float) -> Callable[[], list]:
+        def posted() -> list:
+            try:
+                transfers = in_flight.result().value
+            except BaseException:
+                state.post_failed = True
+                raise
+            self.stats.record_overlapped(item_count, sent, time.perf_counter())
+            return transfers
+
+        posted.done = in_flight.done
+        return posted
 
     # Planning.
 
-    def _plan(self, state: MarketSettlement, unrecorded: Sequence[BatchPlan]) -> Planned | None:
+    def _plan(self, state: MarketSettlement, unrecorded: Sequence[BatchPlan], *,
+              cursor=None) -> Planned | None:
         """Plan and store the next batch; None when nothing is left. `unrecorded` are the
         plans of the batches planned and not yet recorded, in order (see _read_window)."""
         while True:
@@ -201,9 +289,13 @@ class Settler:
                 else:
                     self._mark_settled(state, plan.marks_through_seq)
                 continue
+            plan = replace(plan, chosen_ids=True)
+            for order in plan.orders:  # their ledger ids are their own (see _send)
+                if order.rehold is not None:
+                    state.hold_transfers[order.rehold.id] = order.rehold.id
             planned = Planned(batch_id, position.number + 1, plan)
             store.insert_planned(self._engine, state.market.symbol, planned.id,
-                                 planned.number, plan, now=self._clock())
+                                 planned.number, plan, now=self._clock(), cursor=cursor)
             state.position = Position(planned.number, plan.last_fill_no,
                                       plan.marks_through_seq)
             state.unrecorded += 1
@@ -280,12 +372,16 @@ class Settler:
 
     # Posting and recording.
 
-    def _post(self, state: MarketSettlement, planned: Planned) -> list:
-        """Post the batch in the ledger (a replay, if it was posted before a crash)."""
+    def _post(self, state: MarketSettlement, planned: Planned, *, wait: bool = True):
+        """Post the batch in the ledger (a replay, if it was posted before a crash) and
+        return its transfers; with `wait=False`, only its items and key, for `_send`."""
         items = self._items(state, planned)
+        key = settle_key(planned.id)
+        if not wait:
+            return items, key
         started = time.perf_counter()
         transfers = self._ledger.linked_batch(
-            items, idempotency_key=settle_key(planned.id), client_id=EXCHANGE_CLIENT_ID,
+            items, idempotency_key=key, client_id=EXCHANGE_CLIENT_ID,
         ).value
         self.stats.record(len(items), time.perf_counter() - started)
         return transfers
@@ -305,11 +401,20 @@ class Settler:
         remember_reholds(state, planned.plan, transfers)
         return transfers
 
-    def _record(self, state: MarketSettlement, planned: Planned, transfers: list) -> None:
+    def _record(self, state: MarketSettlement, planned: Planned, transfers: list,
+                *, cursor=None) -> None:
+        """Record the batch as posted (in `cursor`'s transaction, if given; then call
+        `_recorded` once it committed)."""
         reholds = rehold_transfer_ids(planned.plan, transfers)
         store.record_posted(
-            self._engine, state.market, planned.id, planned.plan, reholds, now=self._clock()
+            self._engine, state.market, planned.id, planned.plan, reholds, now=self._clock(),
+            cursor=cursor,
         )
+        if cursor is None:
+            self._recorded(state, planned)
+
+    def _recorded(self, state: MarketSettlement, planned: Planned) -> None:
+        """Memory after the batch's record committed."""
         for order in planned.plan.orders:
             for hold, _ in order.posts:
                 state.hold_transfers.pop(hold, None)
@@ -339,6 +444,7 @@ class Settler:
                     wallet_account_id=r.wallet_account_id,
                     clearing_account_id=r.clearing_account_id, asset=r.asset, amount=r.amount,
                     order=order.order, hold_id=r.id,
+                    transfer_id=r.id if plan.chosen_ids else None,
                 ))
         for legs in plan.transfers:
             items.append(TransferSpec(
@@ -347,6 +453,13 @@ class Settler:
                 meta,
             ))
         return items
+
+
+def _raise(error: BaseException) -> Callable[[], list]:
+    def fail() -> list:
+        raise error
+
+    return fail
 
 
 class SettlementStopped(Exception):
@@ -384,10 +497,18 @@ class PostStats:
     items: int = 0
     seconds: float = 0.0
 
+    _busy_until: float = 0.0  # perf_counter time the last overlapped post came back
+
     def record(self, items: int, seconds: float) -> None:
         self.batches += 1
         self.items += items
         self.seconds += seconds
+
+    def record_overlapped(self, items: int, sent: float, answered: float) -> None:
+        """A post sent while earlier ones were in the ledger: only the time not already
+        counted for them is added, so `seconds` stays the time the ledger was busy."""
+        self.record(items, max(0.0, answered - max(sent, self._busy_until)))
+        self._busy_until = max(self._busy_until, answered)
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,9 @@ class BatchPlan:
     orders: tuple[OrderSettlement, ...]
     transfers: tuple[tuple[TradeLeg, ...], ...]
     fill_count: int = field(default=0)
+    # The re-holds' ledger ids are their own ids (`TransferSpec.id`), so the next batch
+    # can name them before this one is posted. False for plans stored before that.
+    chosen_ids: bool = False
 
     @property
     def item_count(self) -> int:
@@ -156,6 +159,7 @@ def plan_to_json(plan: BatchPlan) -> dict[str, Any]:
             [[str(leg.account_id), leg.direction, str(leg.amount), leg.asset] for leg in legs]
             for legs in plan.transfers
         ],
+        **({"chosen_ids": True} if plan.chosen_ids else {}),
     }
 
 
@@ -180,4 +184,5 @@ def plan_from_json(body: dict[str, Any]) -> BatchPlan:
     return BatchPlan(
         body["first_fill_no"], body["last_fill_no"], body["marks_through_seq"],
         body["holds_through_seq"], tuple(orders), transfers, body["fill_count"],
+        body.get("chosen_ids", False),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -160,27 +161,38 @@ def hold_transfer_ids(engine: Engine, hold_ids: Sequence[UUID]) -> dict[UUID, UU
     return found
 
 
+@contextmanager
+def transaction(engine: Engine) -> Iterator[psycopg.Cursor]:
+    """A cursor in a transaction of its own, committed when the block ends: several
+    batches stored or recorded together share one commit."""
+    with engine.begin() as connection, _cursor(connection) as cursor:
+        yield cursor
+
+
 def insert_planned(
     engine: Engine, symbol: str, batch_id: UUID, number: int, plan: BatchPlan, *,
-    now: datetime,
+    now: datetime, cursor: psycopg.Cursor | None = None,
 ) -> None:
     """Store a planned batch and stamp its fills with it, in one transaction (one
-    statement)."""
-    with engine.begin() as connection, _cursor(connection) as cursor:
-        cursor.execute(
-            "WITH batch AS (INSERT INTO exchange_settlement_batches (id, market, number,"
-            " first_fill_no, last_fill_no, marks_through_seq, holds_through_seq, fill_count,"
-            " item_count, plan, status, created_at) VALUES (%(id)s, %(market)s, %(number)s,"
-            " %(first)s, %(last)s, %(marks)s, %(holds)s, %(fills)s, %(items)s, %(plan)s,"
-            " 'planned', %(now)s))"
-            " UPDATE exchange_fills SET batch_id = %(id)s WHERE market = %(market)s"
-            " AND fill_no >= %(first)s AND fill_no <= %(last)s AND batch_id IS NULL",
-            {"id": batch_id, "market": symbol, "number": number,
-             "first": plan.first_fill_no, "last": plan.last_fill_no,
-             "marks": plan.marks_through_seq, "holds": plan.holds_through_seq,
-             "fills": plan.fill_count, "items": plan.item_count,
-             "plan": Jsonb(plan_to_json(plan)), "now": now},
-        )
+    statement), or in `cursor`'s (see `transaction`)."""
+    if cursor is None:
+        with transaction(engine) as cursor:
+            insert_planned(engine, symbol, batch_id, number, plan, now=now, cursor=cursor)
+        return
+    cursor.execute(
+        "WITH batch AS (INSERT INTO exchange_settlement_batches (id, market, number,"
+        " first_fill_no, last_fill_no, marks_through_seq, holds_through_seq, fill_count,"
+        " item_count, plan, status, created_at) VALUES (%(id)s, %(market)s, %(number)s,"
+        " %(first)s, %(last)s, %(marks)s, %(holds)s, %(fills)s, %(items)s, %(plan)s,"
+        " 'planned', %(now)s))"
+        " UPDATE exchange_fills SET batch_id = %(id)s WHERE market = %(market)s"
+        " AND fill_no >= %(first)s AND fill_no <= %(last)s AND batch_id IS NULL",
+        {"id": batch_id, "market": symbol, "number": number,
+         "first": plan.first_fill_no, "last": plan.last_fill_no,
+         "marks": plan.marks_through_seq, "holds": plan.holds_through_seq,
+         "fills": plan.fill_count, "items": plan.item_count,
+         "plan": Jsonb(plan_to_json(plan)), "now": now},
+    )
 
 
 # Marks the batch posted and, only if it was still planned, resolves its holds, opens its
@@ -204,37 +216,49 @@ _RECORD_SQL = (
     " AND o.done_reason = 'filled' AND EXISTS (SELECT FROM marked)"
 )
 
+# Every event of a batch in one statement (an INSERT per event cost more than the rest of
+# the record).
 _OUTBOX_SQL = (
     "INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, payload,"
-    " created_at) VALUES (%s, 'order.filled', 'order', %s, %s, %s)"
+    " created_at) SELECT v.id, 'order.filled', 'order', v.aggregate, v.payload::jsonb,"
+    " v.created_at FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[])"
+    " AS v(id, aggregate, payload, created_at)"
 )
 
 
 def record_posted(
     engine: Engine, market: Market, batch_id: UUID, plan: BatchPlan,
-    reholds: dict[UUID, UUID], *, now: datetime,
+    reholds: dict[UUID, UUID], *, now: datetime, cursor: psycopg.Cursor | None = None,
 ) -> None:
     """Mark the batch posted, its holds resolved and its re-holds open; announce the
     orders it finished filling. Does nothing if the batch was recorded already.
 
-    One statement and the events' insert: three round trips with the COMMIT.
+    One statement and the events' insert: three round trips with the COMMIT. In
+    `cursor`'s transaction, if given (see `transaction`).
     """
+    if cursor is None:
+        with transaction(engine) as cursor:
+            record_posted(engine, market, batch_id, plan, reholds, now=now, cursor=cursor)
+        return
     made = [o for o in plan.orders if o.rehold is not None]
-    with engine.begin() as connection, _cursor(connection) as cursor:
-        filled = cursor.execute(_RECORD_SQL, {
-            "now": now, "batch": batch_id, "market": market.symbol,
-            "seq": plan.holds_through_seq,
-            "resolved": [hold for order in plan.orders for hold, _ in order.posts],
-            "ids": [o.rehold.id for o in made], "orders": [o.order for o in made],
-            "assets": [o.rehold.asset for o in made],
-            "amounts": [str(o.rehold.amount) for o in made],
-            "wallets": [o.rehold.wallet_account_id for o in made],
-            "clearings": [o.rehold.clearing_account_id for o in made],
-            "transfers": [reholds[o.rehold.id] for o in made],
-            "done": [o.order for o in plan.orders if o.done],
-        }).fetchall()
-        if filled:
-            cursor.executemany(_OUTBOX_SQL, _filled_events(market, filled))
+    filled = cursor.execute(_RECORD_SQL, {
+        "now": now, "batch": batch_id, "market": market.symbol,
+        "seq": plan.holds_through_seq,
+        "resolved": [hold for order in plan.orders for hold, _ in order.posts],
+        "ids": [o.rehold.id for o in made], "orders": [o.order for o in made],
+        "assets": [o.rehold.asset for o in made],
+        "amounts": [str(o.rehold.amount) for o in made],
+        "wallets": [o.rehold.wallet_account_id for o in made],
+        "clearings": [o.rehold.clearing_account_id for o in made],
+        "transfers": [reholds[o.rehold.id] for o in made],
+        "done": [o.order for o in plan.orders if o.done],
+    }).fetchall()
+    if filled:
+        events = _filled_events(market, filled)
+        cursor.execute(_OUTBOX_SQL, [list(column) for column in zip(*events, strict=True)])
+
+
+_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 def _filled_events(market: Market, rows: list[tuple]) -> list[tuple]:
@@ -245,7 +269,7 @@ def _filled_events(market: Market, rows: list[tuple]) -> list[tuple]:
     for order_id, user_id, side, filled_size, filled_quote, fee in rows:
         filled_size, filled_quote = int(filled_size), int(filled_quote)
         price = filled_quote * market.base_unit // filled_size
-        events.append((uuid7(), str(order_id), Jsonb({
+        events.append((uuid7(), str(order_id), _JSON.encode({
             "order_id": str(order_id), "user_id": str(user_id), "market": market.symbol,
             "side": side,
             "filled_size": format_minor(filled_size, market.base_scale),

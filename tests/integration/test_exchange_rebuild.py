@@ -269,11 +269,11 @@ def test_batches_queued_behind_a_failed_post_stay_planned_and_a_restart_posts_th
     post = settlement.Settler._post
     posts = []
 
-    def fail_second(self, state, planned):
+    def fail_second(self, state, planned, **options):
         posts.append(planned.number)
         if len(posts) == 2:
             raise LedgerUnavailable("the ledger is busy")
-        return post(self, state, planned)
+        return post(self, state, planned, **options)
 
     monkeypatch.setattr(settlement.Settler, "_post", fail_second)
     with pytest.raises(LedgerUnavailable):
@@ -305,8 +305,8 @@ def test_batches_posted_while_the_first_was_being_recorded_are_not_posted_twice(
     two_posted = threading.Event()
     posted = []
 
-    def counting(self, state, planned):
-        transfers = post(self, state, planned)
+    def counting(self, state, planned, **options):
+        transfers = post(self, state, planned, **options)  # sent, at least
         posted.append(planned.number)
         if len(posted) >= 2:
             two_posted.set()
