@@ -31,6 +31,7 @@ from pacioli.matching.orders import (
     OrderType,
     OrderView,
     PlaceOrder,
+    SelfTrade,
     Side,
     TimeInForce,
     new_order,
@@ -117,12 +118,13 @@ class OrderBook(Engine):
         price = command.price
         size = command.size
         tif = command.tif
+        stp = command.stp
         market = self.market
         if not (
             command.type is LIMIT and (tif is GTC or tif is IOC) and (side is BUY or side is SELL)
             and type(price) is int and type(size) is int and command.funds is None
             and command.stop_price is None and command.expires_at is None
-            and not command.post_only and command.stp in SELF_TRADE_MODES
+            and not command.post_only and type(stp) is SelfTrade
             and type(ts) is int and type(order_id) is int and order_id > self.last_order_id
             and type(owner) is str and owner
             and price > 0 and not price % market.tick
@@ -137,7 +139,6 @@ class OrderBook(Engine):
         if self.expiries and self.expiries[0][0] <= clock:
             self.expire(events)
         self.last_order_id = order_id
-        stp = SELF_TRADE_MODES[command.stp]
         if side is BUY:
             book_side = self.bids
             other = self.asks
@@ -166,7 +167,7 @@ class OrderBook(Engine):
             reason = UNFILLED if tif is IOC else None
         if reason is not None:  # the order is done without resting
             events.append((ENDED, order_id, owner, reason, remaining, None))
-            if (self.buy_stops or self.sell_stops) and self.last_price is not None:
+            if self.stops and self.last_price is not None:
                 self.trigger_stops(events)
             result = Result()  # accepted(events), inlined
             result.events = events
@@ -202,7 +203,7 @@ class OrderBook(Engine):
         self.by_owner[owner] = order
         self.sequence = seq = self.sequence + 1
         events.append((OPENED, seq, clock, order_id, owner, side, price, remaining))
-        if (self.buy_stops or self.sell_stops) and self.last_price is not None:
+        if self.stops and self.last_price is not None:
             self.trigger_stops(events)
         result = Result()  # accepted(events), inlined
         result.events = events
@@ -212,7 +213,11 @@ class OrderBook(Engine):
 
     def run(self, command: Command, reject: Reject | None, handler: Handler | None) -> Result:
         """The steps of every command, once its checks gave `reject`: a refusal changes
-        nothing; otherwise the clock, the expiries due, the command, the stops reached."""
+        nothing; otherwise the clock, the expiries due, the command, the stops reached.
+
+        Stops can be reached only while some wait (`self.stops`; their heaps may also
+        hold cancelled ones, which `trigger_stops` skips), after some trade.
+        """
         if reject is not None:
             return refused(reject)
         events: list[tuple] = []
@@ -221,7 +226,7 @@ class OrderBook(Engine):
         if self.expiries and self.expiries[0][0] <= self.clock:
             self.expire(events)
         handler(command, events)  # type: ignore[misc]
-        if (self.buy_stops or self.sell_stops) and self.last_price is not None:
+        if self.stops and self.last_price is not None:
             self.trigger_stops(events)
         return accepted(events)
 
@@ -242,9 +247,13 @@ class OrderBook(Engine):
         if ts > self.clock:
             self.clock = ts
         self.remove_resting(order, CANCELLED, events, True)
-        if (self.buy_stops or self.sell_stops) and self.last_price is not None:
+        if self.stops and self.last_price is not None:
             self.trigger_stops(events)
-        return accepted(events)
+        result = Result()  # accepted(events), inlined
+        result.events = events
+        result.reject = None
+        result.built = None
+        return result
 
     def apply_amend(self, command: AmendOrder) -> Result:
         """Amend a resting order: in one piece when nothing is due to expire and the order
@@ -304,9 +313,13 @@ class OrderBook(Engine):
                 self.execute(replacement, events)
             else:  # a resting limit order's copy (GTC or GTT) rests again
                 self.rest(replacement, events)
-        if (self.buy_stops or self.sell_stops) and self.last_price is not None:
+        if self.stops and self.last_price is not None:
             self.trigger_stops(events)
-        return accepted(events)
+        result = Result()  # accepted(events), inlined
+        result.events = events
+        result.reject = None
+        result.built = None
+        return result
 
     def check(self, command: Command) -> Reject | None:
         """The refusal `apply(command)` would give now, or None; changes nothing."""

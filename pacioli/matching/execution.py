@@ -368,7 +368,7 @@ class Engine:
                        level.price, remaining, reason, True))
 
     def rest(self, order: Order, events: list[tuple]) -> None:
-        """Put the rest of a limit order on the book (BookSide.add, inlined)."""
+        """Put the rest of a limit order on the book (BookSide.add and `index`, inlined)."""
         order_id = order.order_id
         side = order.side
         price = order.price
@@ -389,7 +389,13 @@ class Engine:
         level.count += 1
         level.total += remaining
         self.orders[order_id] = order
-        self.index(order)
+        by_owner = self.by_owner  # index(order), inlined
+        newest = by_owner.get(owner)
+        order.newer = None
+        order.older = newest
+        if newest is not None:
+            newest.newer = order
+        by_owner[owner] = order
         self.sequence = seq = self.sequence + 1
         events.append((OPENED, seq, self.clock, order_id, owner, side, price, remaining))
 
@@ -453,8 +459,8 @@ class Engine:
         order.live = False
         events.append((ENDED, order.order_id, order.owner, reason, remaining, order.funds))
 
-    # The per-owner lists (see `Order.newer`). The taker loop, `remove_resting` and
-    # `OrderBook.apply_place` write these out inline.
+    # The per-owner lists (see `Order.newer`). The taker loop, `rest`, `remove_resting`
+    # and `OrderBook.apply` write these out inline.
 
     def index(self, order: Order) -> None:
         """Put a live order at the head of its owner's list (it is the newest)."""
