@@ -164,7 +164,7 @@ def _summary(options, url, results, reference, hot, server_cpu, db_cpu) -> dict:
         "client_cpu_cores": round(client_cpu / options.seconds, 2),
         "reference_p2p_rps": round(reference["rps"], 1),
         "reference_p2p_p99_ms": round(reference["p99_ms"], 1),
-        "invariant_breaks": breaks,
+        "invariant_breaks": breaks, "error_kinds": kinds,
     }
 
 
@@ -332,7 +332,14 @@ async def _cleared(client, user, cart_path, response, result) -> bool:
     result["out_of_stock"] += 1
     cart = (await client.get(cart_path, headers=_auth(user))).json()
     for line in cart["items"]:
-        await client.delete(f"{cart_path}/items/{line['id']}", headers=_auth(user))
+        # A removal names the version seen (an unversioned one is refused, 422, and
+        # left the shopper stuck with a line that can no longer be bought).
+        removed = await client.delete(f"{cart_path}/items/{line['id']}",
+                                      params={"version": cart["version"]}, headers=_auth(user))
+        if removed.status_code != 200:
+            _error(result, f"remove {removed.status_code} {_code(removed)}")
+            return True
+        cart = removed.json()
     return True
 
 
