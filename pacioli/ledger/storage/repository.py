@@ -13,7 +13,6 @@ from datetime import datetime
 from operator import attrgetter
 from uuid import UUID
 
-from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, select
 
 from pacioli.ledger.domain.model import (
@@ -62,9 +61,12 @@ _TRANSFERS_SQL = (
     " LEFT JOIN transfers AS reversal ON reversal.reverses_id = t.id"
     " WHERE t.id = ANY(%b::uuid[])"
 )
+# Amounts as text: `int(text)` is cheaper than psycopg's Decimal and then `int` (every
+# hold a batch posts or voids is read with its postings).
 _POSTINGS_OF_TRANSFERS_SQL = (
-    "SELECT account_id, account_seq, transfer_id, asset_code, direction, layer, amount_minor,"
-    " debits_posted_after, credits_posted_after, debits_pending_after, credits_pending_after,"
+    "SELECT account_id, account_seq, transfer_id, asset_code, direction, layer,"
+    " amount_minor::text, debits_posted_after::text, credits_posted_after::text,"
+    " debits_pending_after::text, credits_pending_after::text,"
     " created_at FROM postings WHERE transfer_id = ANY(%b::uuid[])"
     " ORDER BY transfer_id, leg_index"
 )
@@ -158,6 +160,8 @@ def queue_batch_state(
 
 
 _DIRECTIONS = {d.value: d for d in Direction}
+_LAYERS = {layer.value: layer for layer in Layer}
+_KINDS = {kind.value: kind for kind in TransferKind}
 _STATUSES = {s.value: s for s in AccountStatus}
 _FLAGS = {
     (debits_within, credits_within): AccountFlags(debits_within, credits_within)
@@ -178,13 +182,6 @@ def _locked_account(row: tuple) -> AccountState:
                  int(credits_pending)),
         posting_count, metadata[0] if metadata else None, created_at,
     )
-
-
-def _query(driver_connection, sql: str, params: list):
-    """Queue a query on its own cursor; its rows can be fetched once the pipeline syncs."""
-    cursor = driver_connection.cursor(row_factory=namedtuple_row)
-    cursor.execute(sql, params)
-    return cursor
 
 
 def account_state_from_row(row) -> AccountState:
@@ -224,19 +221,49 @@ def queue_transfers(driver_connection, ids: Iterable[UUID]) -> Callable[[], dict
     ids = sorted(set(ids))
     if not ids:
         return dict
-    transfer_rows = _query(driver_connection, _TRANSFERS_SQL, [arrays.uuids(ids)])
-    posting_rows = _query(driver_connection, _POSTINGS_OF_TRANSFERS_SQL, [arrays.uuids(ids)])
+    transfer_rows = driver_connection.cursor()
+    transfer_rows.execute(_TRANSFERS_SQL, [arrays.uuids(ids)])
+    posting_rows = driver_connection.cursor()
+    posting_rows.execute(_POSTINGS_OF_TRANSFERS_SQL, [arrays.uuids(ids)])
     return lambda: _transfers_from_rows(transfer_rows, posting_rows)
 
 
 def _transfers_from_rows(transfer_cursor, posting_cursor) -> dict[UUID, Transfer]:
+    """Transfers from the plain tuples of `_TRANSFERS_SQL` and `_POSTINGS_OF_TRANSFERS_SQL`
+    (runs for every hold a batch resolves: no named tuples, no Enum calls)."""
     grouped: dict[UUID, list[Posting]] = {}
-    for row in posting_cursor.fetchall():
-        grouped.setdefault(row.transfer_id, []).append(posting_from_row(row))
-    return {
-        row.id: _transfer_from_row(row, grouped.get(row.id, ()))
-        for row in transfer_cursor.fetchall()
-    }
+    directions, layers = _DIRECTIONS, _LAYERS
+    for (account_id, account_seq, transfer_id, asset_code, direction, layer, amount,
+         debits_posted, credits_posted, debits_pending, credits_pending,
+         created_at) in posting_cursor.fetchall():
+        posting = Posting(
+            account_id, account_seq, transfer_id, asset_code, directions[direction],
+            layers[layer], int(amount),
+            Balances(int(debits_posted), int(credits_posted), int(debits_pending),
+                     int(credits_pending)),
+            created_at,
+        )
+        postings = grouped.get(transfer_id)
+        if postings is None:
+            grouped[transfer_id] = [posting]
+        else:
+            postings.append(posting)
+    transfers = {}
+    for (transfer_id, kind, pending_id, reverses_id, batch_id, expires_at, metadata,
+         created_at, resolved_by_id, resolved_kind, reversed_by_id) in transfer_cursor.fetchall():
+        kind = _KINDS[kind]
+        pending_status = None
+        if kind is TransferKind.PENDING:
+            pending_status = (
+                PENDING_STATUS_BY_RESOLUTION[_KINDS[resolved_kind]] if resolved_kind
+                else PendingStatus.PENDING
+            )
+        transfers[transfer_id] = Transfer(
+            transfer_id, kind, tuple(grouped.get(transfer_id, ())), metadata, created_at,
+            pending_id, reverses_id, batch_id, expires_at, pending_status, resolved_by_id,
+            reversed_by_id,
+        )
+    return transfers
 
 
 def posting_from_row(row) -> Posting:
