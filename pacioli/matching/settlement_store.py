@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, Row, func, select
 from pacioli.ledger.domain.errors import invariant
 from pacioli.ledger.domain.ids import uuid7
 from pacioli.ledger.domain.money import format_minor
+from pacioli.ledger.storage import arrays
 from pacioli.matching.market import Market
 from pacioli.matching.settlement_records import (
     BatchPlan,
@@ -128,17 +129,20 @@ def open_holds(
     engine: Engine, orders: Iterable[UUID]
 ) -> tuple[dict[UUID, list[HoldRecord]], dict[UUID, UUID]]:
     """The open holds of these orders, and each hold's ledger pending transfer."""
-    wanted = list(orders)
+    wanted = list(dict.fromkeys(orders))  # no duplicates: they are joined with the holds
     holds: dict[UUID, list[HoldRecord]] = {}
     transfers: dict[UUID, UUID] = {}
     if not wanted:
         return holds, transfers
     with engine.connect() as connection, _cursor(connection) as cursor:
         rows = cursor.execute(
-            'SELECT id, "order", asset, amount::text, wallet_account_id, clearing_account_id,'
-            " created_seq, transfer_id FROM exchange_holds"
-            ' WHERE status = \'open\' AND "order" = ANY(%s) ORDER BY created_seq, id',
-            (wanted,),
+            # A join with the ids, not `= ANY`: with thousands of orders the ANY list was
+            # planned and searched per row (10 ms a window against 2.5).
+            'SELECT h.id, h."order", h.asset, h.amount::text, h.wallet_account_id,'
+            " h.clearing_account_id, h.created_seq, h.transfer_id FROM exchange_holds AS h"
+            ' JOIN unnest(%b::uuid[]) AS wanted(id) ON h."order" = wanted.id'
+            " WHERE h.status = 'open' ORDER BY h.created_seq, h.id",
+            (arrays.uuids(wanted),),
         ).fetchall()
     for hold_id, order, asset, amount, wallet, clearing, created_seq, transfer_id in rows:
         holds.setdefault(order, []).append(HoldRecord(
@@ -201,18 +205,18 @@ _RECORD_SQL = (
     "WITH marked AS (UPDATE exchange_settlement_batches SET status = 'posted',"
     " posted_at = %(now)s WHERE id = %(batch)s AND status = 'planned' RETURNING id),"
     " resolved AS (UPDATE exchange_holds SET status = 'resolved',"
-    " resolved_by_batch = %(batch)s WHERE id = ANY(%(resolved)s::uuid[])"
+    " resolved_by_batch = %(batch)s WHERE id = ANY(%(resolved)b::uuid[])"
     " AND status = 'open' AND EXISTS (SELECT FROM marked)),"
     " made AS (INSERT INTO exchange_holds (id, \"order\", market, asset, amount,"
     " wallet_account_id, clearing_account_id, created_seq, created_by_batch, transfer_id,"
     " status) SELECT v.id, v.ord, %(market)s, v.asset, v.amount::numeric, v.wallet,"
-    " v.clearing, %(seq)s, %(batch)s, v.transfer, 'open' FROM unnest(%(ids)s::uuid[],"
-    " %(orders)s::uuid[], %(assets)s::text[], %(amounts)s::text[], %(wallets)s::uuid[],"
-    " %(clearings)s::uuid[], %(transfers)s::uuid[])"
+    " v.clearing, %(seq)s, %(batch)s, v.transfer, 'open' FROM unnest(%(ids)b::uuid[],"
+    " %(orders)b::uuid[], %(assets)b::text[], %(amounts)b::text[], %(wallets)b::uuid[],"
+    " %(clearings)b::uuid[], %(transfers)b::uuid[])"
     " AS v(id, ord, asset, amount, wallet, clearing, transfer)"
     " WHERE EXISTS (SELECT FROM marked))"
     " SELECT o.id, o.user_id, o.side, o.filled_size::text, o.filled_quote::text, o.fee::text"
-    " FROM exchange_orders o WHERE o.id = ANY(%(done)s::uuid[])"
+    " FROM exchange_orders o WHERE o.id = ANY(%(done)b::uuid[])"
     " AND o.done_reason = 'filled' AND EXISTS (SELECT FROM marked)"
 )
 
@@ -221,7 +225,7 @@ _RECORD_SQL = (
 _OUTBOX_SQL = (
     "INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, payload,"
     " created_at) SELECT v.id, 'order.filled', 'order', v.aggregate, v.payload::jsonb,"
-    " v.created_at FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[])"
+    " v.created_at FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::timestamptz[])"
     " AS v(id, aggregate, payload, created_at)"
 )
 
@@ -244,18 +248,21 @@ def record_posted(
     filled = cursor.execute(_RECORD_SQL, {
         "now": now, "batch": batch_id, "market": market.symbol,
         "seq": plan.holds_through_seq,
-        "resolved": [hold for order in plan.orders for hold, _ in order.posts],
-        "ids": [o.rehold.id for o in made], "orders": [o.order for o in made],
-        "assets": [o.rehold.asset for o in made],
-        "amounts": [str(o.rehold.amount) for o in made],
-        "wallets": [o.rehold.wallet_account_id for o in made],
-        "clearings": [o.rehold.clearing_account_id for o in made],
-        "transfers": [reholds[o.rehold.id] for o in made],
-        "done": [o.order for o in plan.orders if o.done],
+        "resolved": arrays.uuids([hold for order in plan.orders for hold, _ in order.posts]),
+        "ids": arrays.uuids([o.rehold.id for o in made]),
+        "orders": arrays.uuids([o.order for o in made]),
+        "assets": arrays.texts([o.rehold.asset for o in made]),
+        "amounts": arrays.texts([str(o.rehold.amount) for o in made]),
+        "wallets": arrays.uuids([o.rehold.wallet_account_id for o in made]),
+        "clearings": arrays.uuids([o.rehold.clearing_account_id for o in made]),
+        "transfers": arrays.uuids([reholds[o.rehold.id] for o in made]),
+        "done": arrays.uuids([o.order for o in plan.orders if o.done]),
     }).fetchall()
     if filled:
         events = _filled_events(market, filled)
-        cursor.execute(_OUTBOX_SQL, [list(column) for column in zip(*events, strict=True)])
+        ids, aggregates, payloads, created = zip(*events, strict=True)
+        cursor.execute(_OUTBOX_SQL, [arrays.uuids(ids), arrays.texts(aggregates),
+                                     arrays.texts(payloads), arrays.instants(created)])
 
 
 _JSON = json.JSONEncoder(separators=(",", ":"))
