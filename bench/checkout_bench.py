@@ -309,6 +309,12 @@ async def _one_shopper(client, user, variants, hot, rng, ends_at, result) -> Non
                 _error(result, f"add {added.status_code} {_code(added)}")
             continue
         cart = added.json()
+        if cart["unavailable_line_ids"]:
+            # The hot product's last units went to another shopper between the add's
+            # stock check and its view (a total of 0.00 cannot be checked out): as if
+            # the checkout had said out_of_stock.
+            await _clear(client, user, cart_path, result)
+            continue
         body = {"cart_id": cart["id"], "cart_version": cart["version"],
                 "expected_total": {"amount": cart["totals"]["total"], "currency": "USD"},
                 "payment": {"method": "wallet"}, "shipping_address": ADDRESS}
@@ -329,6 +335,12 @@ async def _cleared(client, user, cart_path, response, result) -> bool:
     """An out-of-stock answer: count it and empty the cart of what cannot be bought."""
     if _code(response) != "out_of_stock":
         return False
+    await _clear(client, user, cart_path, result)
+    return True
+
+
+async def _clear(client, user, cart_path, result) -> None:
+    """Count an out_of_stock and empty the cart of what cannot be bought."""
     result["out_of_stock"] += 1
     cart = (await client.get(cart_path, headers=_auth(user))).json()
     for line in cart["items"]:
@@ -338,9 +350,8 @@ async def _cleared(client, user, cart_path, response, result) -> bool:
                                       params={"version": cart["version"]}, headers=_auth(user))
         if removed.status_code != 200:
             _error(result, f"remove {removed.status_code} {_code(removed)}")
-            return True
+            return
         cart = removed.json()
-    return True
 
 
 def _code(response: httpx.Response) -> str | None:
