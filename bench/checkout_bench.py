@@ -15,7 +15,8 @@ again. A checkout of the hot product after its stock ran out is answered `out_of
 (expected; counted apart, the unit is removed from the cart).
 
 It prints paid checkouts/s, the checkout request's p50/p99 latency and that of the whole
-add-then-checkout cycle, the refusals, the CPU the server and the clients used, and checks
+add-then-checkout cycle, the refusals, the CPU the server, the database server (when it
+runs on this machine) and the clients used, per second and per paid checkout, and checks
 afterwards that no unit was oversold (for every variant: sold = units of its paid orders,
 and the hot product sold at most its stock, none reserved) and the ledger's invariants.
 As a reference measured in the same run on the same server, it first runs P2P payments
