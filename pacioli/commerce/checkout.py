@@ -79,8 +79,9 @@ FOR UPDATE OF c
 
 # Step 1's writes in one statement: the checkout, and only if it was new (no other with
 # the key or live for the cart version: its unique indexes), its orders, their lines
-# and split, each from JSON rows with the tables' own column names (a column the JSON
-# leaves out is NULL). The foreign keys are checked at the statement's end, when the
+# and split, each from JSON rows with the tables' own column names. A column the JSON
+# leaves out is NULL, not its default: a column added to these tables needs its value in
+# `_place` / `_order_rows`. The foreign keys are checked at the statement's end, when the
 # checkout and orders are there.
 _INSERT_CHECKOUT_SQL = """
 WITH checkout AS (
