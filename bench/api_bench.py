@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -101,10 +102,12 @@ def run(options: argparse.Namespace, url: str) -> dict:
         users = _sign_up_users(base_url, options.users)
         _fund(url, [u["id"] for u in users])
         server_cpu_before = _cpu_seconds(server.pid)
+        database_cpu_before = _database_cpu_seconds(url)
         _progress(f"{options.clients} clients in {options.client_processes} processes "
                   f"for {options.seconds} s")
         results = _load(base_url, users, options)
         server_cpu = _cpu_seconds(server.pid) - server_cpu_before
+        database_cpu = _database_cpu(url, database_cpu_before)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -123,6 +126,12 @@ def run(options: argparse.Namespace, url: str) -> dict:
     print(f"  errors         {errors:10d}   {_error_kinds(results)}")
     print(f"  server cpu     {server_cpu / options.seconds:10.2f} cores")
     print(f"  client cpu     {client_cpu / options.seconds:10.2f} cores")
+    if database_cpu is not None:
+        print(f"  database cpu   {database_cpu / options.seconds:10.2f} cores   "
+              "(the bench database's backends)")
+    if rps:
+        per_request = (server_cpu + (database_cpu or 0)) / (rps * options.seconds) * 1000
+        print(f"  cpu / request  {per_request:10.2f} ms   (server + database)")
     print(f"  invariant breaks {sum(breaks.values())}, acknowledged but missing "
           f"{unacknowledged}")
     return {
@@ -132,6 +141,8 @@ def run(options: argparse.Namespace, url: str) -> dict:
         "server_workers": options.server_workers,
         "server_cpu_cores": round(server_cpu / options.seconds, 2),
         "client_cpu_cores": round(client_cpu / options.seconds, 2),
+        "database_cpu_cores": (None if database_cpu is None
+                               else round(database_cpu / options.seconds, 2)),
         "invariant_breaks": sum(breaks.values()), "unacknowledged": unacknowledged,
     }
 
@@ -347,6 +358,34 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         children = []
     return own + sum(_cpu_seconds(int(child)) for child in children)
+
+
+def _database_cpu_seconds(url: str) -> dict[int, float] | None:
+    """CPU seconds so far of each backend connected to the bench's database, by pid; None
+    when the server's processes are not on this machine (or not readable)."""
+    engine = make_engine(url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            pids = connection.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()"
+            )).scalars().all()
+    finally:
+        engine.dispose()
+    seconds = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):  # ended meanwhile, or not on this machine
+            seconds[pid] = _cpu_seconds(pid)
+    return seconds or None
+
+
+def _database_cpu(url: str, before: dict[int, float] | None) -> float | None:
+    """CPU the bench database's backends used since `before` (backends that ended in
+    between are not counted: the server's pool keeps its connections)."""
+    after = _database_cpu_seconds(url)
+    if before is None or after is None:
+        return None
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def _error_kinds(results: list[dict]) -> str:

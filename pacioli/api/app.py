@@ -167,7 +167,10 @@ def _lifespan(engine: Engine, *, owned: bool):
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not owned:
-            yield
+            try:
+                yield
+            finally:
+                _close_p2p(app)
             return
         app.state.ledger = Ledger(
             engine,
@@ -186,6 +189,7 @@ def _lifespan(engine: Engine, *, owned: bool):
             yield
         finally:
             recovery.join()
+            _close_p2p(app)
             if app.state.exchange is not None:
                 app.state.exchange.close()
                 app.state.exchange = None
@@ -193,6 +197,14 @@ def _lifespan(engine: Engine, *, owned: bool):
             app.state.ledger = None
 
     return lifespan
+
+
+def _close_p2p(app: FastAPI) -> None:
+    """Stop the threads of the P2P service the routes opened (`routes.p2p.get_p2p`)."""
+    p2p = getattr(app.state, "p2p", None)
+    if p2p is not None:
+        p2p.close()
+        app.state.p2p = None
 
 
 def _record_unrecorded_payments(engine: Engine, ledger: Ledger) -> None:

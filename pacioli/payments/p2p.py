@@ -40,6 +40,7 @@ from pacioli.ledger.outbox import append_event
 from pacioli.payments import errors as pe
 from pacioli.payments import records
 from pacioli.payments.chart import PAYMENTS_CLIENT_ID, Chart
+from pacioli.payments.p2p_batches import PaymentRecordBatches, succeeded_event_payload
 from pacioli.payments.tables import money_requests, p2p_payments
 
 NOTE_LENGTH_MAX = 280
@@ -97,6 +98,7 @@ class P2P:
         self._ledger = ledger
         self._chart = chart
         self._executor: ThreadPoolExecutor | None = None
+        self._batches: PaymentRecordBatches | None = None
 
     async def _in_thread(self, function, /, *args, **kwargs):
         if self._executor is None:
@@ -161,8 +163,9 @@ class P2P:
         """
         order = _order(payer_user_id, payee_user_id, currency, amount_minor, note,
                        idempotency_key, None)
-        row = await self._in_thread(self._payment_row, order)
-        if row is not None:
+        batches = self._record_batches()
+        if await batches.recorded(order.payer_user_id, order.idempotency_key):
+            row = await self._in_thread(self._payment_row, order)
             return await self._in_thread(self._replay, row, order)
         legs = self._known_legs(order) or await self._in_thread(self._legs, order)
         try:
@@ -172,9 +175,28 @@ class P2P:
             )
         except DomainError as rejection:
             return await self._in_thread(self._refused, order, rejection)
-        return await self._in_thread(
-            self._recorded, order, written.value, replayed=written.replayed
-        )
+        values = _succeeded_values(written.value)
+        if not await batches.insert_succeeded(values):  # a record was there: settle with it
+            row = await self._in_thread(self._settle_with_existing_record, values)
+            records.same_request(row, order.request_hash, order.idempotency_key)
+            return Answer(_payment(row), written.replayed)
+        records.same_request(SimpleNamespace(**values), order.request_hash,
+                             order.idempotency_key)
+        return Answer(_payment(SimpleNamespace(**values)), written.replayed)
+
+    def _record_batches(self) -> PaymentRecordBatches:
+        if self._batches is None:
+            self._batches = PaymentRecordBatches(self._engine)
+        return self._batches
+
+    def close(self) -> None:
+        """Stop the threads `send_async` started (the P2P object is unusable after)."""
+        if self._batches is not None:
+            self._batches.close()
+            self._batches = None
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
 
     def record_unrecorded_payments(self, *, since: datetime) -> int:
         """Write the record of every payment whose transfer the ledger posted since `since`
@@ -332,7 +354,6 @@ class P2P:
         call that changed the row, in its transaction.
         """
         values = _succeeded_values(transfer)
-        t = p2p_payments
         with self._engine.connect() as connection:
             # The usual case in one statement (so one round trip, committed on its own):
             # the record, and its event only if the record was inserted.
@@ -341,18 +362,24 @@ class P2P:
             ).exec_driver_sql(_INSERT_ANNOUNCED_SQL, _insert_announced_params(values)).first()
         if inserted is not None:
             return SimpleNamespace(**values), True
+        return self._settle_with_existing_record(values), False
+
+    def _settle_with_existing_record(self, values: dict):
+        """The record of a posted transfer when one with its id exists: that record if it
+        says succeeded, else turned into the succeeded one (with its event)."""
+        t = p2p_payments
         with self._engine.begin() as connection:
             row = connection.execute(select(t).where(t.c.id == values["id"])).one()
             if row.status == "succeeded":
-                return row, False
+                return row
             changed = connection.execute(
                 update(t).where(t.c.id == values["id"], t.c.status != "succeeded")
                 .values(**values).returning(t)
             ).first()
             if changed is not None:
                 _announce_payment(connection, changed)
-                return changed, False
-            return connection.execute(select(t).where(t.c.id == values["id"])).one(), False
+                return changed
+            return connection.execute(select(t).where(t.c.id == values["id"])).one()
 
     # A money request's payment: record, move, finish.
 
@@ -650,13 +677,7 @@ SELECT id FROM inserted
 
 
 def _insert_announced_params(values: dict) -> dict:
-    payload = {
-        "payment_id": str(values["id"]), "payer_user_id": str(values["payer_user_id"]),
-        "payee_user_id": str(values["payee_user_id"]),
-        "amount_minor": str(values["amount_minor"]), "currency": values["currency"],
-        "note": values["note"],
-    }
-    return {**values, "event_id": uuid7(), "payload": json.dumps(payload),
+    return {**values, "event_id": uuid7(), "payload": json.dumps(succeeded_event_payload(values)),
             "announced_at": datetime.now(UTC)}
 
 

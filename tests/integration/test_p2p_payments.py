@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -25,8 +26,10 @@ def chart(engine, ledger) -> Chart:
 
 
 @pytest.fixture
-def p2p(engine, ledger, chart) -> P2P:
-    return P2P(engine, ledger, chart)
+def p2p(engine, ledger, chart) -> Iterator[P2P]:
+    service = P2P(engine, ledger, chart)
+    yield service
+    service.close()
 
 
 def fund(ledger: Ledger, chart: Chart, user_id: UUID, amount_minor: int, currency="USD") -> None:
@@ -342,6 +345,78 @@ def test_send_async_pays_once_for_concurrent_requests_with_one_key(
     assert sum(not a.replayed for a in answers) == 1
     assert available(ledger, chart, bob) == 700
     assert payment_events(engine, answers[0].value.id) == 1
+
+
+def test_send_async_records_each_of_many_concurrent_payments_once(engine, ledger, chart, p2p):
+    """Concurrent payments share the record statements' batches; each gets its own record
+    and one event, and a retry of each finds its record and replays it."""
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(ledger, chart, alice, 10_000)
+
+    def pay_all(amounts):
+        async def at_once():
+            return await asyncio.gather(*(
+                p2p.send_async(payer_user_id=alice, payee_user_id=bob, currency="USD",
+                               amount_minor=amount, note=f"n{i}", idempotency_key=f"many-{i}")
+                for i, amount in enumerate(amounts)
+            ))
+        return asyncio.run(at_once())
+
+    amounts = list(range(1, 41))
+    answers = pay_all(amounts)
+    retried = pay_all(amounts)
+
+    assert [a.value.amount_minor for a in answers] == amounts
+    assert [a.value.note for a in answers] == [f"n{i}" for i in range(40)]
+    assert not any(a.replayed for a in answers) and all(a.replayed for a in retried)
+    assert [a.value for a in retried] == [a.value for a in answers]
+    assert {a.value.id for a in answers} == {payment_id_for(alice, f"many-{i}")
+                                             for i in range(40)}
+    assert sorted(p.amount_minor for p in p2p.list_payments(alice, limit=100)) == amounts
+    assert all(payment_events(engine, a.value.id) == 1 for a in answers)
+    assert available(ledger, chart, bob) == sum(amounts)
+
+
+def test_send_async_replays_a_recorded_failure(ledger, chart, p2p):
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(ledger, chart, alice, 100)
+    request = dict(payer_user_id=alice, payee_user_id=bob, currency="USD", amount_minor=101,
+                   idempotency_key="poor")
+    with pytest.raises(e.InsufficientFunds):
+        asyncio.run(p2p.send_async(**request))
+    fund(ledger, chart, alice, 1_000)
+
+    with pytest.raises(e.InsufficientFunds):  # the key's answer, though funds arrived since
+        asyncio.run(p2p.send_async(**request))
+    assert available(ledger, chart, bob) == 0
+
+
+def test_send_async_turns_a_failure_recorded_after_its_read_into_the_payment(
+    engine, ledger, chart, p2p, monkeypatch
+):
+    """A request that read no record, then posted, while another request with its key was
+    refused and recorded a failure: the batched insert meets that record and the posted
+    transfer's record replaces it, as in `send`."""
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(ledger, chart, alice, 500)
+    request = dict(payer_user_id=alice, payee_user_id=bob, currency="USD", amount_minor=501,
+                   idempotency_key="raced-async")
+    with pytest.raises(e.InsufficientFunds):
+        p2p.send(**request)
+    fund(ledger, chart, alice, 1_000)
+    batches = p2p._record_batches()
+
+    async def read_before_the_failure(payer_user_id, idempotency_key):
+        return False
+
+    monkeypatch.setattr(batches, "recorded", read_before_the_failure)
+    answer = asyncio.run(p2p.send_async(**request))
+    monkeypatch.undo()
+
+    assert answer.value.status == "succeeded" and answer.value.failure_code is None
+    assert available(ledger, chart, bob) == 501
+    assert payment_events(engine, answer.value.id) == 1
+    assert asyncio.run(p2p.send_async(**request)).value == answer.value
 
 
 def test_a_money_request_paid_by_its_payer_moves_money_and_closes(ledger, chart, p2p):
