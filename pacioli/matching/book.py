@@ -171,8 +171,6 @@ class OrderBook(Engine):
                 self.trigger_stops(events)
             result = Result()  # accepted(events), inlined
             result.events = events
-            result.reject = None
-            result.built = None
             return result
         # The rest rests: `new_order` and `rest`, inlined.
         order = Order()  # a plain GTC limit order (see Order): its fields are set inline
@@ -207,8 +205,6 @@ class OrderBook(Engine):
             self.trigger_stops(events)
         result = Result()  # accepted(events), inlined
         result.events = events
-        result.reject = None
-        result.built = None
         return result
 
     def run(self, command: Command, reject: Reject | None, handler: Handler | None) -> Result:
@@ -251,8 +247,6 @@ class OrderBook(Engine):
             self.trigger_stops(events)
         result = Result()  # accepted(events), inlined
         result.events = events
-        result.reject = None
-        result.built = None
         return result
 
     def apply_amend(self, command: AmendOrder) -> Result:
@@ -317,8 +311,6 @@ class OrderBook(Engine):
             self.trigger_stops(events)
         result = Result()  # accepted(events), inlined
         result.events = events
-        result.reject = None
-        result.built = None
         return result
 
     def check(self, command: Command) -> Reject | None:

@@ -211,18 +211,21 @@ class Result:
     - `triggered`: ids of stop orders whose stop price the last trade reached.
     - `md`: the market-data messages, numbered, that this command produced.
 
-    All six are built together from `events` on the first read, then kept.
+    All six are built together from `events` on the first read, then kept (`built`,
+    unset until then).
 
     Built by `accepted(events)` or `refused(reject)`: the class has no `__init__`, because
     every command makes a `Result` and a class call without one costs a third less (the
-    book's hot paths set the three fields inline).
+    book's hot paths build it inline, setting `events` only). `reject` is a class
+    attribute (None) here; a refused command's result is a `Refused`, which has it as a
+    slot.
     """
 
-    __slots__ = ("reject", "events", "built")
+    __slots__ = ("events", "built")
 
-    reject: Reject | None
+    reject: Reject | None = None
     events: list[tuple] | tuple
-    built: tuple[list, ...] | None
+    built: tuple[list, ...]
 
     @property
     def accepted(self) -> bool:
@@ -230,27 +233,34 @@ class Result:
 
     @property
     def fills(self) -> list[Fill]:
-        return (self.built or self.build())[0]
+        return self.lists()[0]
 
     @property
     def done(self) -> list[Done]:
-        return (self.built or self.build())[1]
+        return self.lists()[1]
 
     @property
     def opened(self) -> list[Opened]:
-        return (self.built or self.build())[2]
+        return self.lists()[2]
 
     @property
     def changed(self) -> list[Changed]:
-        return (self.built or self.build())[3]
+        return self.lists()[3]
 
     @property
     def triggered(self) -> list[int]:
-        return (self.built or self.build())[4]
+        return self.lists()[4]
 
     @property
     def md(self) -> list[MarketDataMessage]:
-        return (self.built or self.build())[5]
+        return self.lists()[5]
+
+    def lists(self) -> tuple[list, ...]:
+        """The six lists: built on the first call, then kept."""
+        try:
+            return self.built
+        except AttributeError:  # not built yet
+            return self.build()
 
     def build(self) -> tuple[list, ...]:
         """The six lists, from the events (see the kinds above)."""
@@ -303,19 +313,22 @@ class Result:
         )
 
 
+class Refused(Result):
+    """The `Result` of a refused command (see `refused`)."""
+
+    __slots__ = ("reject",)
+
+
 def accepted(events: list[tuple]) -> Result:
     """The `Result` of an accepted command that recorded `events`."""
     result = Result()
     result.events = events
-    result.reject = None
-    result.built = None
     return result
 
 
 def refused(reject: Reject) -> Result:
     """The `Result` of a refused command: it changed nothing."""
-    result = Result()
+    result = Refused()
     result.events = ()
     result.reject = reject
-    result.built = None
     return result
