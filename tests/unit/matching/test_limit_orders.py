@@ -113,3 +113,15 @@ def test_plain_strings_name_sides_and_types_as_well_as_the_enums():
     s.place("a", "sell", "limit", size=2, price=100)
     result = s.place("b", "buy", "limit", size=2, price=100)
     assert trades(result) == [(2, 1, 2, 100)]
+
+
+def test_a_result_builds_its_lists_once_and_a_refusal_has_none():
+    s = Scenario()
+    s.sell("m", 2, 100)
+    result = s.buy("a", 5, 100)
+    assert result.accepted and result.reject is None
+    assert result.fills is result.fills and result.md is result.md  # built once, kept
+    assert trades(result) == [(2, 1, 2, 100)]
+    refusal = s.buy("a", 0, 100)
+    assert not refusal.accepted and refusal.reject.code == "invalid_size"
+    assert (refusal.fills, refusal.done, refusal.opened, refusal.md) == ([], [], [], [])
