@@ -329,3 +329,41 @@ def test_batches_posted_while_the_first_was_being_recorded_are_not_posted_twice(
     venue.exchange.settle_pending()
 
     _assert_settled_once(venue, users, base_before)
+
+
+def test_batches_planned_before_chosen_ids_are_posted_as_then_and_not_twice(
+    venue, monkeypatch
+):
+    """Plans stored by the code before re-holds had chosen ids (no `chosen_ids`), posted
+    in the ledger and not recorded when it stopped: the restart posts them as they were
+    posted (the same request, so the ledger replays them) and records them once."""
+    monkeypatch.setattr(settlement, "ITEMS_MAX", 6)
+    users = funded(venue, seed=19, count=4)
+    base_before = {u: venue.wallet(u, venue.market.base)[0] for u in users}
+    _trade_many(venue, users)
+    keep_ledger_ids = settlement.replace
+
+    def old_plan(plan, **changes):  # plans as the code before stored them
+        changes.pop("chosen_ids", None)
+        return keep_ledger_ids(plan, **changes)
+
+    def crash(*_args, **_kwargs):
+        raise SystemExit("killed before recording")
+
+    monkeypatch.setattr(settlement, "replace", old_plan)
+    monkeypatch.setattr(settlement_store, "record_posted", crash)
+    with pytest.raises(SystemExit):
+        venue.exchange.settle_pending()
+    monkeypatch.undo()
+    monkeypatch.setattr(settlement, "ITEMS_MAX", 6)
+    assert set(_batches(venue)) == {"planned"} and len(_batches(venue)) >= 2
+    with venue.engine.connect() as connection:
+        plans = [row.plan for row in connection.execute(
+            select(exchange_settlement_batches.c.plan)
+            .where(exchange_settlement_batches.c.market == venue.market.symbol))]
+    assert not any(plan.get("chosen_ids") for plan in plans)
+
+    restart(venue)  # posts them in order (the first replays) with the ledger's own ids
+    venue.exchange.settle_pending()
+
+    _assert_settled_once(venue, users, base_before)
