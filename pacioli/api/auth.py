@@ -191,16 +191,18 @@ CurrentMerchant = Annotated[AuthenticatedMerchant, Depends(current_merchant)]
 AdminOrUser = Annotated[AuthenticatedAdmin | AuthenticatedUser, Depends(admin_or_user)]
 
 
-async def idempotency_key(
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Required: 1-255 characters, unique per write and caller."
-            " A retry with the same key and body returns the first result.",
-        ),
-    ] = None,
-) -> str:
+# The header as sent; `checked_idempotency_key` refuses a missing or malformed one.
+IdempotencyKeyValue = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Required: 1-255 characters, unique per write and caller."
+        " A retry with the same key and body returns the first result.",
+    ),
+]
+
+
+async def idempotency_key(idempotency_key: IdempotencyKeyValue = None) -> str:
     """Raises: IdempotencyKeyRequired, InvalidIdempotencyKey."""
     return checked_idempotency_key(idempotency_key)
 
