@@ -1,12 +1,13 @@
 """The book's state and its matching: a taker walks the other side in price-time priority.
 
 `Engine` holds everything a book is (both sides, the live orders, stops, the clock, the
-sequence of market-data messages) and the matching: `take` fills an incoming order
-against the other side, `rest` puts what is left on the book, `execute` runs both for an
-order that already has its `Order` record (a stop that triggered, an amended order that
-lost its place). `OrderBook` (book.py) adds the commands on top; a new placement calls
-`take` itself, and builds its `Order` only if it rests. Everything here runs after the
-command passed its checks (refusals.py): from here on, nothing may fail.
+sequence of market-data messages) and the matching: `take` fills an incoming order by
+size against the other side (`take_funds` a market buy by funds), `rest` puts what is
+left on the book, `execute` runs both for an order that already has its `Order` record
+(a stop that triggered, an amended order that lost its place). `OrderBook` (book.py)
+adds the commands on top; a new placement calls `take` itself, and builds its `Order`
+only if it rests. Everything here runs after the command passed its checks
+(refusals.py): from here on, nothing may fail.
 
 The taker loop is the hot path of the exchange, so it binds what it uses to locals and
 writes the fill arithmetic inline; the rules it follows are in docs/exchange.md.
