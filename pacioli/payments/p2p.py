@@ -47,8 +47,8 @@ NOTE_LENGTH_MAX = 280
 # Payment ids are UUIDv5 of the payer and their Idempotency-Key in this namespace.
 PAYMENT_ID_NAMESPACE = UUID("5d1f6a52-8f0e-4c43-9a49-2b1c0f7e6a11")
 RECOVERY_PAGE_SIZE = 500
-# Threads for the database reads and writes of `send_async` (a payment holds one for a
-# round trip or a commit, so a few keep many payments in flight). Kept below the engine's
+# Threads for `send_async`'s uncommon database calls (a replay, a refusal, a record that
+# was there already; the common ones are batched in p2p_batches). Kept below the engine's
 # pool size: a connection beyond it is opened and closed for each use.
 DB_THREADS_MAX = 8
 
@@ -157,7 +157,8 @@ class P2P:
         idempotency_key: str,
     ) -> Answer:
         """`send` (of a plain payment) for asyncio callers: the ledger transfer is awaited,
-        not waited for on a thread; the record's read and write run on worker threads.
+        not waited for on a thread, and so are the record's read and write, batched with
+        other payments' (`PaymentRecordBatches`); the uncommon paths run on worker threads.
 
         Raises: what `send` raises.
         """
