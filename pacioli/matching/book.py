@@ -11,6 +11,7 @@ and the commands are the caller's: the same commands give the same results and t
 from __future__ import annotations
 
 from bisect import insort
+from collections import deque
 from collections.abc import Callable
 from heapq import heapify, heappop, heappush
 from operator import attrgetter
@@ -18,7 +19,7 @@ from typing import Any
 
 from pacioli.matching import snapshots
 from pacioli.matching.execution import NO_LIMIT, RAN_OUT, STP_CANCELLED, Engine, outcome
-from pacioli.matching.levels import new_level
+from pacioli.matching.levels import Level
 from pacioli.matching.market import Market
 from pacioli.matching.market_data import L1, L2, L3, REPLACED, MatchMessage
 from pacioli.matching.orders import (
@@ -121,7 +122,7 @@ class OrderBook(Engine):
         stp = command.stp
         market = self.market
         if not (
-            command.type is LIMIT and (tif is GTC or tif is IOC) and (side is BUY or side is SELL)
+            command.type is LIMIT and (tif is GTC or tif is IOC)
             and type(price) is int and type(size) is int and command.funds is None
             and command.stop_price is None and command.expires_at is None
             and not command.post_only and type(stp) is SelfTrade
@@ -131,6 +132,18 @@ class OrderBook(Engine):
             and size >= market.min_size and not size % market.size_increment
         ):
             return self.run(command, place_refusal(self, command), self.place)  # type: ignore[arg-type]
+        if side is BUY:  # the flat test's last check: a side that is a member
+            book_side = self.bids
+            other = self.asks
+            key = price
+            limit_key = -price
+        elif side is SELL:
+            book_side = self.asks
+            other = self.bids
+            key = -price
+            limit_key = price
+        else:
+            return self.run(command, place_refusal(self, command), self.place)  # type: ignore[arg-type]
         # From here the order is accepted: nothing below may fail.
         events: list[tuple] = []
         clock = self.clock
@@ -139,16 +152,6 @@ class OrderBook(Engine):
         if self.expiries and self.expiries[0][0] <= clock:
             self.expire(events)
         self.last_order_id = order_id
-        if side is BUY:
-            book_side = self.bids
-            other = self.asks
-            key = price
-            limit_key = -price
-        else:
-            book_side = self.asks
-            other = self.bids
-            key = -price
-            limit_key = price
         keys = other.keys
         remaining = size
         cancelled = 0
@@ -163,8 +166,10 @@ class OrderBook(Engine):
                 reason = FILLED
             else:
                 reason = UNFILLED if tif is IOC else None
-        else:
-            reason = UNFILLED if tif is IOC else None
+        elif tif is IOC:
+            reason = UNFILLED
+        else:  # nothing crossed: a GTC order rests whole
+            reason = None
         if reason is not None:  # the order is done without resting
             events.append((ENDED, order_id, owner, reason, remaining, None))
             if self.stops and self.last_price is not None:
@@ -186,12 +191,17 @@ class OrderBook(Engine):
         order.live = True
         levels = book_side.levels
         level = levels.get(key)
-        if level is None:
-            level = levels[key] = new_level(price)
+        if level is None:  # new_level(price), inlined: a third of these orders open one
+            level = levels[key] = Level()
+            level.price = price
+            level.orders = deque((order,))
+            level.count = 1
+            level.total = remaining
             insort(book_side.keys, key)
-        level.orders.append(order)
-        level.count += 1
-        level.total += remaining
+        else:
+            level.orders.append(order)
+            level.count += 1
+            level.total += remaining
         self.orders[order_id] = order
         newest = self.by_owner.get(owner)  # index(order), inlined
         order.newer = None

@@ -148,8 +148,9 @@ class Engine:
         ts = self.clock
         cancelled = 0
         seq = self.sequence
-        record = events.append
-        tape = self.tape.append
+        tape = self.tape  # not bound methods: most takers fill once or twice, and a
+        # bound method is an object built per call; `events.append` on a list local is
+        # the interpreter's specialised append, with no call at all
         orders = self.orders
         by_owner = self.by_owner
         traded = None  # the price of the last fill
@@ -178,8 +179,8 @@ class Engine:
                     if decrement:
                         remaining -= decrement
                         cancelled += decrement
-                        record((RESIZED, None, ts, order_id, owner, side, price,
-                                remaining + decrement, remaining, SELF_TRADE))
+                        events.append((RESIZED, None, ts, order_id, owner, side, price,
+                                       remaining + decrement, remaining, SELF_TRADE))
                     continue
                 maker_left = maker.remaining
                 if maker_left <= remaining:
@@ -196,8 +197,8 @@ class Engine:
                 maker_id = maker.order_id
                 event = (MATCHED, seq, ts, level_price, size, base_unit, order_id, owner, side,
                          maker_id, maker_owner, maker_left)
-                record(event)
-                tape(event)
+                events.append(event)
+                tape.append(event)
                 if maker_left == 0:  # pop_maker(maker, level, FILLED, events), inlined
                     queue.popleft()
                     level.count -= 1

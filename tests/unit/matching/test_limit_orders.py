@@ -125,3 +125,23 @@ def test_a_result_builds_its_lists_once_and_a_refusal_has_none():
     refusal = s.buy("a", 0, 100)
     assert not refusal.accepted and refusal.reject.code == "invalid_size"
     assert (refusal.fills, refusal.done, refusal.opened, refusal.md) == ([], [], [], [])
+
+
+def test_a_side_that_is_not_a_member_leaves_the_inline_path_before_any_write():
+    # The inline placement tests the side last, after its flat test of the other fields:
+    # a plain value takes the general path with the same outcome, an unknown one is
+    # refused with nothing changed (clock, last order id).
+    from pacioli.matching import OrderBook, OrderType, PlaceOrder, Side, TimeInForce
+
+    from .scenario import TOY
+
+    results = []
+    for side in (Side.SELL, "sell"):
+        book = OrderBook(TOY)
+        book.apply(PlaceOrder(1, 1, "m", Side.BUY, OrderType.LIMIT, size=2, price=100))
+        results.append(book.apply(PlaceOrder(5, 2, "t", side, OrderType.LIMIT, size=3,
+                                             price=100, tif=TimeInForce.GTC)).events)
+        refused = book.apply(PlaceOrder(9, 3, "t", "up", OrderType.LIMIT, size=1, price=100))
+        assert refused.reject.code == "invalid_order"
+        assert (book.clock, book.last_order_id) == (5, 2)
+    assert results[0] == results[1] and len(results[0]) == 2  # the fill, the rest opened
