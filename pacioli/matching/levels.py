@@ -23,9 +23,9 @@ from pacioli.matching.orders import Order
 
 
 class Level:
-    """One price's orders. Built by `new_level`: no `__init__`, because levels come and go
-    all the time around the spread (a class call that runs an `__init__` costs twice as
-    much)."""
+    """One price's orders. Built by `new_level` (written out in `OrderBook.apply`): no
+    `__init__`, because levels come and go all the time around the spread (a class call
+    that runs an `__init__` costs twice as much)."""
 
     __slots__ = ("price", "orders", "count", "total")
 
