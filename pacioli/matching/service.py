@@ -31,7 +31,7 @@ from pacioli.matching.book import OrderBook
 from pacioli.matching.expiry import ExpiryClock
 from pacioli.matching.feed import MarketFeed, Subscription
 from pacioli.matching.market import DEFAULT_MARKETS, Market
-from pacioli.matching.market_locks import MarketLocks
+from pacioli.matching.market_locks import LOCK_WAIT_S, MarketLocks
 from pacioli.matching.orders_service import OrderCommands
 from pacioli.matching.sequencer import MarketRuntime, Sequencer
 from pacioli.matching.service_errors import (
@@ -107,13 +107,16 @@ class Exchange:
 
     # Life cycle.
 
-    def start(self) -> None:
+    def start(self, *, lock_wait_s: float = LOCK_WAIT_S) -> None:
         """Rebuild every market from the database and start settling.
+
+        A market's lock held by another session is waited for up to `lock_wait_s` (a
+        crashed process's session may still hold it for a moment: market_locks.py).
 
         Raises: ExchangeAlreadyRunning (another process runs one of the markets),
         InvariantBroken (a log that does not replay to what it logged).
         """
-        self._locks.acquire(list(self._markets))
+        self._locks.acquire(list(self._markets), wait_s=lock_wait_s)
         try:
             rebuild.undo_intents(self._engine, self._ledger, set(self._markets))
             for symbol, market in self._markets.items():

@@ -7,12 +7,13 @@ import threading
 import uuid
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from pacioli.ledger.domain.errors import InvariantBroken, LedgerUnavailable
 from pacioli.ledger.service.reconcile import check_ledger
 from pacioli.matching import settlement, settlement_store
 from pacioli.matching.holds import hold_spec
+from pacioli.matching.market_locks import lock_key
 from pacioli.matching.rebuild import hold_key
 from pacioli.matching.service import Exchange, OrderRequest
 from pacioli.matching.tables import (
@@ -199,7 +200,29 @@ def test_one_market_runs_in_one_exchange_at_a_time(venue):
 
     second = Exchange(venue.engine, venue.ledger, chart_accounts(venue.chart), [venue.market])
     with pytest.raises(ExchangeAlreadyRunning):
-        second.start()
+        second.start(lock_wait_s=0.2)
+
+
+def test_a_restart_waits_for_a_dead_session_to_let_go_of_its_markets(venue):
+    """A crashed process's session keeps the market's lock until PostgreSQL ends it; a
+    restart in that moment waits for it instead of refusing to run the market."""
+    venue.exchange.close()  # the running exchange lets go; a lingering session holds on
+    lingering = venue.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    database, schema = lingering.execute(
+        text("SELECT current_database(), current_schema()")).one()
+    assert lingering.execute(text("SELECT pg_try_advisory_lock(:key)"), {
+        "key": lock_key(database, schema, venue.market.symbol)}).scalar()
+    ended = threading.Timer(0.3, lambda: (
+        lingering.execute(text("SELECT pg_advisory_unlock_all()")), lingering.close()))
+    restarted = Exchange(venue.engine, venue.ledger, chart_accounts(venue.chart),
+                         [venue.market], settle_in_background=False)
+    ended.start()
+    try:
+        restarted.start(lock_wait_s=10)
+    finally:
+        ended.join()
+    venue.exchange = restarted
+    assert restarted.read(venue.market.symbol, lambda book: book.sequence) >= 0
 
 
 def _batches(venue) -> list[str]:
