@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row
 
-from pacioli.commerce import errors as ce
+from pacioli.commerce import carts
 from pacioli.commerce.carts import Cart, CartItem
-from pacioli.commerce.catalog_tables import commerce_carts
 from pacioli.commerce.pricing import PricedCart, compute
 from pacioli.commerce.pricing_inputs import cart_line_rows, line_is_sellable, load_inputs
 
@@ -58,11 +57,7 @@ def view_cart(connection: Connection, cart_id: UUID, *, now: datetime,
     `cart_row`: the cart's items, the lines shown and the price come from the same rows.
     """
     if cart_row is None:
-        cart_row = connection.execute(
-            select(commerce_carts).where(commerce_carts.c.id == cart_id)
-        ).first()
-        if cart_row is None:
-            raise ce.CartNotFound(f"no cart {cart_id}")
+        cart_row = carts.cart_row(connection, cart_id)
     rows = cart_line_rows(connection, cart_id)
     cart = Cart(
         id=cart_row.id, user_id=cart_row.user_id, status=cart_row.status,

@@ -75,10 +75,15 @@ def token_digest(token: str) -> bytes:
 
 def get_cart(connection: Connection, cart_id: UUID) -> Cart:
     """The cart and its lines (saved-for-later ones too). Raises: CartNotFound."""
+    return _cart(connection, cart_row(connection, cart_id))
+
+
+def cart_row(connection: Connection, cart_id: UUID) -> Row:
+    """The cart's row. Raises: CartNotFound."""
     row = connection.execute(select(commerce_carts).where(commerce_carts.c.id == cart_id)).first()
     if row is None:
         raise ce.CartNotFound(f"no cart {cart_id}")
-    return _cart(connection, row)
+    return row
 
 
 def visible_cart(connection: Connection, cart_id: UUID, access: CartAccess, *,

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from pacioli.commerce import errors as ce
 from pacioli.commerce import plain_sql, promotions
-from pacioli.commerce.catalog_tables import commerce_carts
+from pacioli.commerce.carts import cart_row
 from pacioli.commerce.price_terms import CartInputs, Discount, LineInput, ShippingRate
 
 ANY = "*"
@@ -88,11 +87,7 @@ def load_inputs(connection: Connection, cart_id: UUID, *, now: datetime, cart=No
     read them in this transaction already, are not read again.
     """
     if cart is None:
-        cart = connection.execute(
-            select(commerce_carts).where(commerce_carts.c.id == cart_id)
-        ).first()
-        if cart is None:
-            raise ce.CartNotFound(f"no cart {cart_id}")
+        cart = cart_row(connection, cart_id)
     if line_rows is None:
         line_rows = cart_line_rows(connection, cart_id)
     rows = [row for row in line_rows if not row.saved_for_later]

@@ -181,9 +181,9 @@ class P2P:
             row = await self._in_thread(self._settle_with_existing_record, values)
             records.same_request(row, order.request_hash, order.idempotency_key)
             return Answer(_payment(row), written.replayed)
-        records.same_request(SimpleNamespace(**values), order.request_hash,
-                             order.idempotency_key)
-        return Answer(_payment(SimpleNamespace(**values)), written.replayed)
+        row = SimpleNamespace(**values)
+        records.same_request(row, order.request_hash, order.idempotency_key)
+        return Answer(_payment(row), written.replayed)
 
     def _record_batches(self) -> PaymentRecordBatches:
         if self._batches is None:
